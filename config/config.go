@@ -1,0 +1,327 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is the whole runtime configuration. Each field is one [section] of
+// the TOML file; the toml tags are also the source of the environment
+// variable names, so they must stay unique once upper-cased and joined.
+type Config struct {
+	Server   Server   `toml:"server"`
+	Database Database `toml:"database"`
+	Secrets  Secrets  `toml:"secrets"`
+	Hashing  Hashing  `toml:"hashing"`
+	Keys     Keys     `toml:"keys"`
+	Token    Token    `toml:"token"`
+	Session  Session  `toml:"session"`
+	Log      Log      `toml:"log"`
+}
+
+// Server configures the HTTP listener and the issuer identity.
+type Server struct {
+	// Listen is the host:port the HTTP server binds to.
+	Listen string `toml:"listen"`
+	// Issuer is the OpenID Connect issuer identifier; every token and the
+	// discovery document carry it verbatim, so it is stored without a
+	// trailing slash.
+	Issuer string `toml:"issuer"`
+	// ShutdownTimeout bounds how long in-flight requests may take to finish
+	// on shutdown.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// TrustedProxies lists the CIDRs or addresses whose X-Forwarded-*
+	// headers are believed.
+	TrustedProxies []string `toml:"trusted_proxies"`
+}
+
+// Database configures persistent storage.
+type Database struct {
+	// URL is "sqlite://path" (relative), "sqlite:///abs/path", or a
+	// "postgres://" / "postgresql://" connection URL.
+	URL          string `toml:"url"`
+	MaxOpenConns int    `toml:"max_open_conns"`
+	// AutoMigrate is a pointer so that a hand-built Config without it means
+	// the default (true) rather than false; see AutoMigrateEnabled.
+	AutoMigrate *bool `toml:"auto_migrate"`
+}
+
+// Secrets configures the server-wide secrets used to encrypt data at rest and
+// sign internal values.
+type Secrets struct {
+	// System is newest first: the first entry encrypts, all of them decrypt,
+	// which is what makes rotation possible.
+	System []string `toml:"system"`
+	// File is where a generated secret is kept when using SQLite and System
+	// is empty. Empty means next to the database; see Config.SecretFilePath.
+	File string `toml:"file"`
+}
+
+// Hashing configures argon2id for user passwords.
+type Hashing struct {
+	MemoryKiB   uint32 `toml:"memory_kib"`
+	Iterations  uint32 `toml:"iterations"`
+	Parallelism uint8  `toml:"parallelism"`
+}
+
+// Keys configures token signing keys.
+type Keys struct {
+	// Algorithm is the JWS algorithm of newly generated signing keys:
+	// "ES256", "RS256" or "EdDSA".
+	Algorithm string `toml:"algorithm"`
+}
+
+// Token configures token lifetimes and formats.
+type Token struct {
+	AccessTokenTTL       Duration `toml:"access_token_ttl"`
+	RefreshTokenTTL      Duration `toml:"refresh_token_ttl"`
+	IDTokenTTL           Duration `toml:"id_token_ttl"`
+	AuthorizationCodeTTL Duration `toml:"authorization_code_ttl"`
+	// Format is the access-token format for clients that do not choose one:
+	// "opaque" or "jwt".
+	Format string `toml:"format"`
+}
+
+// Session configures the browser login session.
+type Session struct {
+	Cookie     CookieLifetime `toml:"cookie"`
+	CookieName string         `toml:"cookie_name"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Database drivers reported by Database.Driver.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+const (
+	sqliteScheme       = "sqlite://"
+	defaultSecretFile  = "portcullis.secret"
+	browserLifetimeStr = "browser"
+)
+
+// Default returns a Config with every key set to its default. It is what the
+// server runs with when there is no file and no environment: SQLite next to
+// the working directory, listening on loopback only.
+func Default() *Config {
+	autoMigrate := true
+	return &Config{
+		Server: Server{
+			Listen:          "127.0.0.1:8080",
+			Issuer:          "http://127.0.0.1:8080",
+			ShutdownTimeout: Duration{15 * time.Second},
+			TrustedProxies:  []string{},
+		},
+		Database: Database{
+			URL:          "sqlite://portcullis.db",
+			MaxOpenConns: 16,
+			AutoMigrate:  &autoMigrate,
+		},
+		Secrets: Secrets{
+			System: []string{},
+			File:   "",
+		},
+		Hashing: Hashing{
+			// The OWASP argon2id baseline: 19 MiB, 2 passes, 1 lane.
+			MemoryKiB:   19456,
+			Iterations:  2,
+			Parallelism: 1,
+		},
+		Keys: Keys{Algorithm: "ES256"},
+		Token: Token{
+			AccessTokenTTL:       Duration{15 * time.Minute},
+			RefreshTokenTTL:      Duration{168 * time.Hour},
+			IDTokenTTL:           Duration{time.Hour},
+			AuthorizationCodeTTL: Duration{10 * time.Minute},
+			Format:               "opaque",
+		},
+		Session: Session{
+			Cookie:     CookieLifetime{Duration: 336 * time.Hour},
+			CookieName: "portcullis_session",
+		},
+		Log: Log{Level: "info", Format: "json"},
+	}
+}
+
+// Driver reports "sqlite" or "postgres" according to the URL scheme, or ""
+// when the URL is neither (Validate rejects that).
+func (d Database) Driver() string {
+	switch {
+	case strings.HasPrefix(d.URL, sqliteScheme):
+		return DriverSQLite
+	case strings.HasPrefix(d.URL, "postgres://"), strings.HasPrefix(d.URL, "postgresql://"):
+		return DriverPostgres
+	default:
+		return ""
+	}
+}
+
+// SQLitePath returns the database file path of a sqlite:// URL:
+// "sqlite://data/p.db" is the relative path "data/p.db" and
+// "sqlite:///var/lib/p.db" the absolute "/var/lib/p.db". It returns "" for
+// other drivers.
+func (d Database) SQLitePath() string {
+	if d.Driver() != DriverSQLite {
+		return ""
+	}
+	return strings.TrimPrefix(d.URL, sqliteScheme)
+}
+
+// AutoMigrateEnabled reports whether serve should migrate on start; unset
+// means the default, true.
+func (d Database) AutoMigrateEnabled() bool {
+	return d.AutoMigrate == nil || *d.AutoMigrate
+}
+
+// SecretFilePath returns where a generated system secret is kept: the
+// configured secrets.file, or else portcullis.secret beside the SQLite
+// database. It returns "" when there is no such place (PostgreSQL without
+// secrets.file), since a file beside a remote database makes no sense.
+func (c *Config) SecretFilePath() string {
+	if c.Secrets.File != "" {
+		return c.Secrets.File
+	}
+	if c.Database.Driver() != DriverSQLite {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(c.Database.SQLitePath()), defaultSecretFile)
+}
+
+// Duration is a time.Duration written in TOML and the environment as a Go
+// duration string such as "15m" or "168h".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: want a Go duration such as \"15m\" or \"168h\"", text)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration in the shortest form that parses back
+// ("168h" rather than "168h0m0s"), which is what a person would write.
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(formatDuration(d.Duration)), nil
+}
+
+// String is the same short form as MarshalText.
+func (d Duration) String() string { return formatDuration(d.Duration) }
+
+func (Duration) wantedValue() string { return `a duration string such as "15m"` }
+
+// CookieLifetime is how long the session cookie lives: either until the
+// browser closes (Browser) or for a fixed positive Duration.
+type CookieLifetime struct {
+	Browser  bool
+	Duration time.Duration
+}
+
+// UnmarshalText accepts "browser" or a positive Go duration string.
+func (c *CookieLifetime) UnmarshalText(text []byte) error {
+	s := string(text)
+	if s == browserLifetimeStr {
+		*c = CookieLifetime{Browser: true}
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid cookie lifetime %q: want \"browser\" or a Go duration such as \"336h\"", s)
+	}
+	if v <= 0 {
+		return fmt.Errorf("invalid cookie lifetime %q: must be positive", s)
+	}
+	*c = CookieLifetime{Duration: v}
+	return nil
+}
+
+// MarshalText writes "browser" or the short duration form.
+func (c CookieLifetime) MarshalText() ([]byte, error) {
+	return []byte(c.String()), nil
+}
+
+// String is the same text as MarshalText.
+func (c CookieLifetime) String() string {
+	if c.Browser {
+		return browserLifetimeStr
+	}
+	return formatDuration(c.Duration)
+}
+
+func (CookieLifetime) wantedValue() string {
+	return `"browser" or a duration string such as "336h"`
+}
+
+// formatDuration drops the zero minutes and seconds time.Duration.String
+// appends, so messages and marshalled files read like the input did.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// FieldError is one configuration problem. Key is the dotted TOML key path
+// (with [i] for list elements) when the problem belongs to a key, the
+// environment variable name when a variable matches no key, or the file
+// position for problems such as TOML syntax errors.
+type FieldError struct {
+	Key     string
+	Message string
+}
+
+func (f FieldError) String() string {
+	if f.Key == "" {
+		return f.Message
+	}
+	return f.Key + ": " + f.Message
+}
+
+// Error is every problem found while loading or validating a Config.
+type Error struct {
+	Fields []FieldError
+}
+
+// Error lists the problems one per line, sorted by key so that output is
+// stable regardless of the order they were found in.
+func (e *Error) Error() string {
+	fields := make([]FieldError, len(e.Fields))
+	copy(fields, e.Fields)
+	sort.SliceStable(fields, func(i, j int) bool { return fields[i].Key < fields[j].Key })
+	lines := make([]string, len(fields))
+	for i, f := range fields {
+		lines[i] = f.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// problems accumulates FieldErrors; it exists so that each check is one line.
+type problems []FieldError
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, FieldError{Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+// err returns nil (not a nil *Error) when there is nothing to report, so
+// that callers' err != nil checks work.
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &Error{Fields: p}
+}

@@ -1,0 +1,601 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeFile writes a TOML document to a temporary file and returns its path.
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "portcullis.toml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatalf("write %s: %v", path, err)
+	}
+	return path
+}
+
+// asError asserts err is a *Error and returns it.
+func asError(t *testing.T, err error) *Error {
+	t.Helper()
+	if err == nil {
+		t.Fatal("got nil error, want *Error")
+	}
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("got %T (%v), want *Error", err, err)
+	}
+	return cerr
+}
+
+// checkFields asserts that err reports exactly the keys in want, each with a
+// message containing the wanted substring.
+func checkFields(t *testing.T, err error, want map[string]string) {
+	t.Helper()
+	cerr := asError(t, err)
+	got := make(map[string]string, len(cerr.Fields))
+	for _, f := range cerr.Fields {
+		got[f.Key] = f.Message
+	}
+	for key, sub := range want {
+		msg, ok := got[key]
+		if !ok {
+			t.Errorf("no problem reported for %q; got:\n%v", key, err)
+			continue
+		}
+		if !strings.Contains(msg, sub) {
+			t.Errorf("%s: message %q does not contain %q", key, msg, sub)
+		}
+	}
+	for key, msg := range got {
+		if _, ok := want[key]; !ok {
+			t.Errorf("unexpected problem %s: %s", key, msg)
+		}
+	}
+}
+
+func TestCheckedInFileIsDefault(t *testing.T) {
+	const path = "../config.toml"
+	got, err := Load(path, nil)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", path, err)
+	}
+	if want := Default(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Load(%s) = %+v\nwant Default() = %+v", path, got, want)
+	}
+	if w := got.Warnings(); len(w) != 0 {
+		t.Errorf("checked-in file has warnings: %v", w)
+	}
+
+	// The file documents every key, so every key must appear in it.
+	keys, err := leafKeys(reflect.TypeFor[Config]())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	set := make(map[string]bool)
+	var p problems
+	decodeFile(reflect.ValueOf(&c).Elem(), path, set, &p)
+	if len(p) != 0 {
+		t.Fatalf("decode %s: %v", path, p.err())
+	}
+	for _, l := range keys {
+		if !set[l.key] {
+			t.Errorf("%s does not document %s", path, l.key)
+		}
+	}
+}
+
+func TestDefaultsOnly(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+	got, err := Load("", []string{"HOME=/root", "PATH=/bin"})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if !reflect.DeepEqual(got, Default()) {
+		t.Errorf("Load(\"\") = %+v, want Default()", got)
+	}
+	if !got.Database.AutoMigrateEnabled() {
+		t.Error("AutoMigrateEnabled() = false by default")
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		want map[string]string // key -> substring of message
+	}{
+		{
+			name: "unknown key",
+			toml: "[server]\nlisen = \"0.0.0.0:80\"\n",
+			want: map[string]string{"server.lisen": "unknown key"},
+		},
+		{
+			name: "unknown section and dotted key",
+			toml: "[bogus]\na = 1\n[token]\nformat = \"jwt\"\nextra.deep = 2\n",
+			want: map[string]string{"bogus": "unknown key", "token.extra": "unknown key"},
+		},
+		{
+			name: "number where duration wanted",
+			toml: "[token]\naccess_token_ttl = 900\n",
+			want: map[string]string{"token.access_token_ttl": "must be a duration string"},
+		},
+		{
+			name: "TOML time where duration wanted",
+			toml: "[token]\nid_token_ttl = 01:00:00\n",
+			want: map[string]string{"token.id_token_ttl": "not a date/time"},
+		},
+		{
+			name: "invalid duration string",
+			toml: "[server]\nshutdown_timeout = \"soon\"\n",
+			want: map[string]string{"server.shutdown_timeout": `invalid duration "soon"`},
+		},
+		{
+			name: "string where integer wanted",
+			toml: "[database]\nmax_open_conns = \"16\"\n",
+			want: map[string]string{"database.max_open_conns": "must be an integer, not a string"},
+		},
+		{
+			name: "string where boolean wanted",
+			toml: "[database]\nauto_migrate = \"yes\"\n",
+			want: map[string]string{"database.auto_migrate": "must be a boolean"},
+		},
+		{
+			name: "uint8 overflow",
+			toml: "[hashing]\nparallelism = 300\n",
+			want: map[string]string{"hashing.parallelism": "out of range (0 to 255)"},
+		},
+		{
+			name: "negative unsigned",
+			toml: "[hashing]\nmemory_kib = -1\n",
+			want: map[string]string{"hashing.memory_kib": "out of range"},
+		},
+		{
+			name: "bad list element",
+			toml: "[server]\ntrusted_proxies = [\"10.0.0.0/8\", 7]\n",
+			want: map[string]string{"server.trusted_proxies[1]": "must be a string, not an integer"},
+		},
+		{
+			name: "string where list wanted",
+			toml: "[secrets]\nsystem = \"x\"\n",
+			want: map[string]string{"secrets.system": "must be an array"},
+		},
+		{
+			name: "section given a value",
+			toml: "server = 5\n",
+			want: map[string]string{"server": "must be a table, not an integer"},
+		},
+		{
+			name: "unknown and wrongly typed keys reported together",
+			toml: "[server]\nlisen = 1\nlisten = 80\n[log]\nlevel = true\n",
+			want: map[string]string{
+				"server.lisen":  "unknown key",
+				"server.listen": "must be a string",
+				"log.level":     "must be a string",
+			},
+		},
+		{
+			// An explicit zero must be refused, not replaced by the default.
+			name: "explicit zero is not unset",
+			toml: "[token]\naccess_token_ttl = \"0s\"\n[database]\nmax_open_conns = 0\n",
+			want: map[string]string{
+				"token.access_token_ttl":  "must be positive",
+				"database.max_open_conns": "must be from 1 to 1000",
+			},
+		},
+		{
+			name: "quoted key keeps an unambiguous path",
+			toml: "[server]\n\"a.b\" = 1\n",
+			want: map[string]string{`server."a.b"`: "unknown key"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Load(writeFile(t, tt.toml), nil)
+			if cfg != nil {
+				t.Errorf("Load returned a config along with an error")
+			}
+			checkFields(t, err, tt.want)
+		})
+	}
+}
+
+func TestLoadSyntaxAndMissingFile(t *testing.T) {
+	path := writeFile(t, "[server\nlisten = 1\n")
+	cerr := asError(t, mustFail(Load(path, nil)))
+	if len(cerr.Fields) != 1 || !strings.HasPrefix(cerr.Fields[0].Key, path+":1:") {
+		t.Errorf("syntax error = %v, want one problem keyed %s:1:<col>", cerr, path)
+	}
+
+	missing := filepath.Join(t.TempDir(), "nope.toml")
+	checkFields(t, mustFail(Load(missing, nil)), map[string]string{missing: "no such file"})
+}
+
+func mustFail(_ *Config, err error) error { return err }
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		key    string
+		substr string
+	}{
+		{"listen without port", func(c *Config) { c.Server.Listen = "localhost" }, "server.listen", "host:port"},
+		{"listen bad port", func(c *Config) { c.Server.Listen = "127.0.0.1:http" }, "server.listen", "port"},
+		{"http issuer on public host", func(c *Config) { c.Server.Issuer = "http://id.example.com" }, "server.issuer", "https"},
+		{"relative issuer", func(c *Config) { c.Server.Issuer = "/issuer" }, "server.issuer", "absolute"},
+		{"issuer with query", func(c *Config) { c.Server.Issuer = "https://id.example.com?x=1" }, "server.issuer", "query"},
+		{"issuer with fragment", func(c *Config) { c.Server.Issuer = "https://id.example.com#x" }, "server.issuer", "fragment"},
+		{"zero shutdown timeout", func(c *Config) { c.Server.ShutdownTimeout = Duration{} }, "server.shutdown_timeout", "positive"},
+		{"bad proxy", func(c *Config) { c.Server.TrustedProxies = []string{"::1", "10.0.0.0/33"} }, "server.trusted_proxies[1]", "CIDR"},
+		{"mysql url", func(c *Config) { c.Database.URL = "mysql://u:hunter2@h/db" }, "database.url", "must start with"},
+		{"sqlite without path", func(c *Config) { c.Database.URL = "sqlite://" }, "database.url", "file path"},
+		{"sqlite with query", func(c *Config) { c.Database.URL = "sqlite://p.db?mode=ro" }, "database.url", "query"},
+		{"too many conns", func(c *Config) { c.Database.MaxOpenConns = 1001 }, "database.max_open_conns", "1 to 1000"},
+		{"short secret", func(c *Config) { c.Secrets.System = []string{strings.Repeat("a", 32), "short"} }, "secrets.system[1]", "at least 32"},
+		{"postgres needs secret", func(c *Config) { c.Database.URL = "postgres://db/portcullis" }, "secrets.system", "PostgreSQL"},
+		{"too little memory", func(c *Config) { c.Hashing.MemoryKiB = 4096 }, "hashing.memory_kib", "8192"},
+		{"zero iterations", func(c *Config) { c.Hashing.Iterations = 0 }, "hashing.iterations", "1 to 100"},
+		{"too parallel", func(c *Config) { c.Hashing.Parallelism = 65 }, "hashing.parallelism", "1 to 64"},
+		{"unknown algorithm", func(c *Config) { c.Keys.Algorithm = "HS256" }, "keys.algorithm", "ES256"},
+		{"negative access ttl", func(c *Config) { c.Token.AccessTokenTTL = Duration{-time.Minute} }, "token.access_token_ttl", "positive"},
+		{"zero id ttl", func(c *Config) { c.Token.IDTokenTTL = Duration{} }, "token.id_token_ttl", "positive"},
+		{"zero code ttl", func(c *Config) { c.Token.AuthorizationCodeTTL = Duration{} }, "token.authorization_code_ttl", "positive"},
+		{"refresh not longer than access", func(c *Config) { c.Token.RefreshTokenTTL = Duration{15 * time.Minute} }, "token.refresh_token_ttl", "must exceed"},
+		{"unknown token format", func(c *Config) { c.Token.Format = "paseto" }, "token.format", "opaque"},
+		{"zero cookie lifetime", func(c *Config) { c.Session.Cookie = CookieLifetime{} }, "session.cookie", "browser"},
+		{"cookie name with space", func(c *Config) { c.Session.CookieName = "my session" }, "session.cookie_name", "cookie name"},
+		{"empty cookie name", func(c *Config) { c.Session.CookieName = "" }, "session.cookie_name", "cookie name"},
+		{"unknown level", func(c *Config) { c.Log.Level = "trace" }, "log.level", "debug"},
+		{"unknown log format", func(c *Config) { c.Log.Format = "xml" }, "log.format", "json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.mutate(c)
+			checkFields(t, c.Validate(), map[string]string{tt.key: tt.substr})
+		})
+	}
+
+	t.Run("all at once", func(t *testing.T) {
+		c := Default()
+		c.Server.Issuer = "http://id.example.com"
+		c.Hashing.Iterations = 0
+		c.Token.AccessTokenTTL = Duration{}
+		c.Log.Format = "xml"
+		c.Secrets.System = []string{"short"}
+		err := c.Validate()
+		checkFields(t, err, map[string]string{
+			"server.issuer":          "https",
+			"hashing.iterations":     "1 to 100",
+			"token.access_token_ttl": "must be positive",
+			"log.format":             "json",
+			"secrets.system[0]":      "at least 32",
+		})
+		// Stable order: sorted by key, one "key: message" per line.
+		lines := strings.Split(err.Error(), "\n")
+		if !slices.IsSorted(lines) || len(lines) != 5 {
+			t.Errorf("Error() not five sorted lines:\n%s", err)
+		}
+		if !strings.Contains(err.Error(), "token.access_token_ttl: must be positive") {
+			t.Errorf("Error() = %q, want a \"key: message\" line", err)
+		}
+	})
+}
+
+func TestValidateNeverEchoesPostgresPassword(t *testing.T) {
+	c := Default()
+	c.Database.URL = "postgres://user:hunter2@db:notaport/x"
+	c.Secrets.System = []string{strings.Repeat("s", 40)}
+	err := c.Validate()
+	checkFields(t, err, map[string]string{"database.url": "not a valid PostgreSQL URL"})
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error leaks the password: %v", err)
+	}
+}
+
+func TestIssuer(t *testing.T) {
+	tests := []struct {
+		issuer  string
+		want    string // after Load; "" when Load must fail
+		wantErr string
+	}{
+		{issuer: "https://id.example.com/", want: "https://id.example.com"},
+		{issuer: "https://id.example.com/tenant/", want: "https://id.example.com/tenant"},
+		{issuer: "http://localhost:8080", want: "http://localhost:8080"},
+		{issuer: "http://auth.localhost", want: "http://auth.localhost"},
+		{issuer: "http://127.0.0.2:9000", want: "http://127.0.0.2:9000"},
+		{issuer: "http://[::1]:8080/", want: "http://[::1]:8080"},
+		{issuer: "http://id.example.com", wantErr: "must use https"},
+		{issuer: "http://10.0.0.1:8080", wantErr: "must use https"},
+		{issuer: "https://user@id.example.com", wantErr: "user information"},
+		{issuer: "ftp://id.example.com", wantErr: "http or https"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.issuer, func(t *testing.T) {
+			c, err := Load("", []string{"PORTCULLIS_SERVER_ISSUER=" + tt.issuer})
+			if tt.wantErr != "" {
+				checkFields(t, err, map[string]string{"server.issuer": tt.wantErr})
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Server.Issuer != tt.want {
+				t.Errorf("issuer = %q, want %q", c.Server.Issuer, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	const file = "[server]\nlisten = \"127.0.0.1:9000\"\n[token]\naccess_token_ttl = \"5m\"\n"
+	secret1, secret2 := strings.Repeat("a", 32), strings.Repeat("b", 40)
+	tests := []struct {
+		name  string
+		env   []string
+		check func(*Config) bool
+	}{
+		{"file value kept without env", nil,
+			func(c *Config) bool { return c.Server.Listen == "127.0.0.1:9000" }},
+		{"string beats file", []string{"PORTCULLIS_SERVER_LISTEN=0.0.0.0:80"},
+			func(c *Config) bool { return c.Server.Listen == "0.0.0.0:80" }},
+		{"string with equals sign", []string{"PORTCULLIS_DATABASE_URL=sqlite://a=b.db"},
+			func(c *Config) bool { return c.Database.URL == "sqlite://a=b.db" }},
+		{"duration beats file", []string{"PORTCULLIS_TOKEN_ACCESS_TOKEN_TTL=2m"},
+			func(c *Config) bool { return c.Token.AccessTokenTTL.Duration == 2*time.Minute }},
+		{"int", []string{"PORTCULLIS_DATABASE_MAX_OPEN_CONNS=4"},
+			func(c *Config) bool { return c.Database.MaxOpenConns == 4 }},
+		{"uint32", []string{"PORTCULLIS_HASHING_MEMORY_KIB=65536"},
+			func(c *Config) bool { return c.Hashing.MemoryKiB == 65536 }},
+		{"bool", []string{"PORTCULLIS_DATABASE_AUTO_MIGRATE=false"},
+			func(c *Config) bool { return c.Database.AutoMigrate != nil && !c.Database.AutoMigrateEnabled() }},
+		{"list", []string{"PORTCULLIS_SECRETS_SYSTEM=" + secret1 + ", " + secret2 + ","},
+			func(c *Config) bool { return slices.Equal(c.Secrets.System, []string{secret1, secret2}) }},
+		{"list of proxies", []string{"PORTCULLIS_SERVER_TRUSTED_PROXIES=10.0.0.0/8,::1"},
+			func(c *Config) bool { return slices.Equal(c.Server.TrustedProxies, []string{"10.0.0.0/8", "::1"}) }},
+		{"empty list", []string{"PORTCULLIS_SERVER_TRUSTED_PROXIES="},
+			func(c *Config) bool { return c.Server.TrustedProxies != nil && len(c.Server.TrustedProxies) == 0 }},
+		{"browser cookie", []string{"PORTCULLIS_SESSION_COOKIE=browser"},
+			func(c *Config) bool { return c.Session.Cookie == CookieLifetime{Browser: true} }},
+		{"config path and foreign vars ignored", []string{"PORTCULLIS_CONFIG=/etc/p.toml", "PORTCULLISX=1", "HOME=/"},
+			func(c *Config) bool { return c.Server.Listen == "127.0.0.1:9000" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(writeFile(t, file), tt.env)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if !tt.check(c) {
+				t.Errorf("override not applied: %+v", c)
+			}
+		})
+	}
+}
+
+func TestEnvErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want map[string]string
+	}{
+		{"unknown variable", []string{"PORTCULLIS_SERVER_LISEN=:80"},
+			map[string]string{"PORTCULLIS_SERVER_LISEN": "matches no configuration key"}},
+		{"section alone is not a key", []string{"PORTCULLIS_SERVER=x"},
+			map[string]string{"PORTCULLIS_SERVER": "matches no configuration key"}},
+		{"bad integer", []string{"PORTCULLIS_HASHING_MEMORY_KIB=lots"},
+			map[string]string{"hashing.memory_kib": "PORTCULLIS_HASHING_MEMORY_KIB"}},
+		{"bad bool", []string{"PORTCULLIS_DATABASE_AUTO_MIGRATE=maybe"},
+			map[string]string{"database.auto_migrate": "PORTCULLIS_DATABASE_AUTO_MIGRATE: must be true or false"}},
+		{"bad duration", []string{"PORTCULLIS_TOKEN_ID_TOKEN_TTL=1 hour"},
+			map[string]string{"token.id_token_ttl": "PORTCULLIS_TOKEN_ID_TOKEN_TTL: invalid duration"}},
+		{"env and validation problems together", []string{"PORTCULLIS_LOG_LEVL=debug", "PORTCULLIS_LOG_FORMAT=xml"},
+			map[string]string{"PORTCULLIS_LOG_LEVL": "no configuration key", "log.format": "json"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkFields(t, mustFail(Load("", tt.env)), tt.want)
+		})
+	}
+}
+
+func TestEnvNamesDerivedFromTags(t *testing.T) {
+	keys, err := leafKeys(reflect.TypeFor[Config]())
+	if err != nil {
+		t.Fatalf("leafKeys: %v", err)
+	}
+	got := make(map[string]string, len(keys))
+	for _, l := range keys {
+		got[l.key] = l.env
+	}
+	for key, env := range map[string]string{
+		"server.listen":           "PORTCULLIS_SERVER_LISTEN",
+		"database.url":            "PORTCULLIS_DATABASE_URL",
+		"token.access_token_ttl":  "PORTCULLIS_TOKEN_ACCESS_TOKEN_TTL",
+		"database.auto_migrate":   "PORTCULLIS_DATABASE_AUTO_MIGRATE",
+		"hashing.memory_kib":      "PORTCULLIS_HASHING_MEMORY_KIB",
+		"secrets.system":          "PORTCULLIS_SECRETS_SYSTEM",
+		"server.trusted_proxies":  "PORTCULLIS_SERVER_TRUSTED_PROXIES",
+		"session.cookie_name":     "PORTCULLIS_SESSION_COOKIE_NAME",
+		"token.refresh_token_ttl": "PORTCULLIS_TOKEN_REFRESH_TOKEN_TTL",
+	} {
+		if got[key] != env {
+			t.Errorf("%s maps to %q, want %q", key, got[key], env)
+		}
+	}
+}
+
+func TestCookieLifetime(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    CookieLifetime
+		wantErr bool
+	}{
+		{in: "browser", want: CookieLifetime{Browser: true}},
+		{in: "336h", want: CookieLifetime{Duration: 336 * time.Hour}},
+		{in: "90m", want: CookieLifetime{Duration: 90 * time.Minute}},
+		{in: "0s", wantErr: true},
+		{in: "-1h", wantErr: true},
+		{in: "Browser", wantErr: true},
+		{in: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			var got CookieLifetime
+			err := got.UnmarshalText([]byte(tt.in))
+			if tt.wantErr {
+				if err == nil {
+					t.Errorf("UnmarshalText(%q) = %+v, want error", tt.in, got)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("UnmarshalText(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+			}
+			text, err := got.MarshalText()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back CookieLifetime
+			if err := back.UnmarshalText(text); err != nil || back != got {
+				t.Errorf("round trip via %q = %+v, %v", text, back, err)
+			}
+		})
+	}
+
+	t.Run("browser from file", func(t *testing.T) {
+		c, err := Load(writeFile(t, "[session]\ncookie = \"browser\"\n"), nil)
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		if !c.Session.Cookie.Browser || c.Session.Cookie.String() != "browser" {
+			t.Errorf("cookie = %+v, want browser", c.Session.Cookie)
+		}
+	})
+}
+
+func TestDurationText(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		text string
+	}{
+		{"15m", 15 * time.Minute, "15m"},
+		{"168h", 168 * time.Hour, "168h"},
+		{"1h30m", 90 * time.Minute, "1h30m"},
+		{"1.5s", 1500 * time.Millisecond, "1.5s"},
+		{"0s", 0, "0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			var d Duration
+			if err := d.UnmarshalText([]byte(tt.in)); err != nil || d.Duration != tt.want {
+				t.Fatalf("UnmarshalText(%q) = %v, %v; want %v", tt.in, d.Duration, err, tt.want)
+			}
+			if text, _ := d.MarshalText(); string(text) != tt.text {
+				t.Errorf("MarshalText = %q, want %q", text, tt.text)
+			}
+		})
+	}
+}
+
+func TestDatabaseURL(t *testing.T) {
+	tests := []struct {
+		url        string
+		driver     string
+		sqlitePath string
+		secretFile string
+	}{
+		{"sqlite://portcullis.db", DriverSQLite, "portcullis.db", "portcullis.secret"},
+		{"sqlite://data/p.db", DriverSQLite, "data/p.db", "data/portcullis.secret"},
+		{"sqlite:///var/lib/portcullis/p.db", DriverSQLite, "/var/lib/portcullis/p.db", "/var/lib/portcullis/portcullis.secret"},
+		{"postgres://u:p@db:5432/portcullis?sslmode=disable", DriverPostgres, "", ""},
+		{"postgresql://db/portcullis", DriverPostgres, "", ""},
+		{"mysql://db/portcullis", "", "", ""},
+		{"sqlite:p.db", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			c := Default()
+			c.Database.URL = tt.url
+			if got := c.Database.Driver(); got != tt.driver {
+				t.Errorf("Driver() = %q, want %q", got, tt.driver)
+			}
+			if got := c.Database.SQLitePath(); got != tt.sqlitePath {
+				t.Errorf("SQLitePath() = %q, want %q", got, tt.sqlitePath)
+			}
+			if got := c.SecretFilePath(); got != tt.secretFile {
+				t.Errorf("SecretFilePath() = %q, want %q", got, tt.secretFile)
+			}
+		})
+	}
+
+	t.Run("postgres via env", func(t *testing.T) {
+		c, err := Load("", []string{
+			"PORTCULLIS_DATABASE_URL=postgres://u:p@db/portcullis",
+			"PORTCULLIS_SECRETS_SYSTEM=" + strings.Repeat("k", 32),
+		})
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		if c.Database.Driver() != DriverPostgres {
+			t.Errorf("Driver() = %q, want postgres", c.Database.Driver())
+		}
+	})
+
+	t.Run("explicit secrets.file wins", func(t *testing.T) {
+		c := Default()
+		c.Secrets.File = "/run/secrets/portcullis"
+		if got := c.SecretFilePath(); got != "/run/secrets/portcullis" {
+			t.Errorf("SecretFilePath() = %q", got)
+		}
+	})
+}
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   []string
+	}{
+		{"defaults", func(*Config) {}, nil},
+		{"code ttl at limit", func(c *Config) { c.Token.AuthorizationCodeTTL = Duration{10 * time.Minute} }, nil},
+		{"long code ttl", func(c *Config) { c.Token.AuthorizationCodeTTL = Duration{15 * time.Minute} },
+			[]string{"token.authorization_code_ttl: 15m exceeds the recommended maximum of 10m"}},
+		{"low memory", func(c *Config) { c.Hashing.MemoryKiB = 8192 },
+			[]string{"hashing.memory_kib: 8192 is below the recommended minimum of 19456"}},
+		{"secrets.file with postgres", func(c *Config) {
+			c.Database.URL = "postgres://db/p"
+			c.Secrets.File = "/x"
+		}, []string{"secrets.file: ignored with PostgreSQL, which requires secrets.system"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.mutate(c)
+			if got := c.Warnings(); !slices.Equal(got, tt.want) {
+				t.Errorf("Warnings() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+
+	t.Run("long code ttl loads", func(t *testing.T) {
+		c, err := Load("", []string{"PORTCULLIS_TOKEN_AUTHORIZATION_CODE_TTL=30m"})
+		if err != nil {
+			t.Fatalf("a long authorization_code_ttl must only warn: %v", err)
+		}
+		if len(c.Warnings()) != 1 {
+			t.Errorf("Warnings() = %q, want one", c.Warnings())
+		}
+	})
+}

@@ -1,0 +1,24 @@
+// Package config owns Portcullis's runtime configuration: the Config type,
+// its defaults, loading it from a TOML file and PORTCULLIS_* environment
+// variables, and validating it.
+//
+// Loading is done in fixed steps so that the source of every value is
+// predictable: the file is decoded strictly (unknown keys and wrongly typed
+// values are errors naming the key path), environment variables override the
+// file, defaults fill whatever neither of them set, and Validate checks the
+// result. Every problem found along the way is reported together in one
+// *Error, because fixing a configuration one error per restart is tedious.
+//
+// The environment variable for a key is derived from its TOML path, so
+// server.listen is PORTCULLIS_SERVER_LISTEN; adding a field to Config makes it
+// overridable without further code. A PORTCULLIS_ variable that matches no key
+// is an error, which catches typos that would otherwise be silently ignored.
+// PORTCULLIS_CONFIG is the one exception: it is reserved for naming the
+// configuration file itself.
+//
+// The checked-in config.toml at the repository root documents every key with
+// its default value; a test keeps it equal to Default.
+//
+// The package imports nothing from the rest of the project, so any package
+// may depend on it.
+package config

@@ -1,0 +1,267 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits checked by Validate and Warnings.
+const (
+	minSecretLength = 32
+
+	minMemoryKiB         = 8192
+	recommendedMemoryKiB = 19456
+	maxMemoryKiB         = 4194304
+	maxIterations        = 100
+	maxParallelism       = 64
+
+	maxOpenConnsLimit = 1000
+
+	// RFC 6749 section 4.1.2 recommends at most 10 minutes.
+	recommendedMaxCodeTTL = 10 * time.Minute
+)
+
+// Validate checks every key and returns an *Error listing all problems, or
+// nil. It does not modify c.
+func (c *Config) Validate() error {
+	var p problems
+	c.Server.validate(&p)
+	c.validateDatabase(&p)
+	c.validateSecrets(&p)
+	c.Hashing.validate(&p)
+	c.Keys.validate(&p)
+	c.Token.validate(&p)
+	c.Session.validate(&p)
+	c.Log.validate(&p)
+	return p.err()
+}
+
+// Warnings lists settings that are valid but not recommended, sorted, each
+// as "key: explanation". It is meant to be logged at start-up.
+func (c *Config) Warnings() []string {
+	var w []string
+	if ttl := c.Token.AuthorizationCodeTTL.Duration; ttl > recommendedMaxCodeTTL {
+		w = append(w, fmt.Sprintf("token.authorization_code_ttl: %s exceeds the recommended maximum of %s",
+			formatDuration(ttl), formatDuration(recommendedMaxCodeTTL)))
+	}
+	if m := c.Hashing.MemoryKiB; m >= minMemoryKiB && m < recommendedMemoryKiB {
+		w = append(w, fmt.Sprintf("hashing.memory_kib: %d is below the recommended minimum of %d", m, recommendedMemoryKiB))
+	}
+	if c.Secrets.File != "" && c.Database.Driver() == DriverPostgres {
+		w = append(w, "secrets.file: ignored with PostgreSQL, which requires secrets.system")
+	}
+	sort.Strings(w)
+	return w
+}
+
+func (s Server) validate(p *problems) {
+	// The host may be empty (":8080", all interfaces) and the port 0 (any
+	// free port, which tests use), so only the shape is checked.
+	if _, port, err := net.SplitHostPort(s.Listen); err != nil {
+		p.add("server.listen", "must be host:port, such as \"127.0.0.1:8080\" (got %q)", s.Listen)
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		p.add("server.listen", "port must be a number from 0 to 65535 (got %q)", port)
+	}
+
+	validateIssuer(s.Issuer, p)
+
+	if s.ShutdownTimeout.Duration <= 0 {
+		p.add("server.shutdown_timeout", "must be positive")
+	}
+	for i, proxy := range s.TrustedProxies {
+		var err error
+		if strings.Contains(proxy, "/") {
+			_, err = netip.ParsePrefix(proxy)
+		} else {
+			_, err = netip.ParseAddr(proxy)
+		}
+		if err != nil {
+			p.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is neither an IP address nor a CIDR", proxy)
+		}
+	}
+}
+
+// validateIssuer applies OpenID Connect Discovery's rules for the issuer
+// identifier, relaxed to allow http on loopback so the server runs out of the
+// box for local development.
+func validateIssuer(issuer string, p *problems) {
+	const key = "server.issuer"
+	u, err := url.Parse(issuer)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		p.add(key, "not a valid URL: %v", err)
+		return
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		p.add(key, "must be an absolute http or https URL (got %q)", issuer)
+		return
+	}
+	if u.Host == "" {
+		p.add(key, "must include a host (got %q)", issuer)
+		return
+	}
+	if u.User != nil {
+		p.add(key, "must not contain user information")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		p.add(key, "must not have a query")
+	}
+	if u.Fragment != "" || strings.Contains(issuer, "#") {
+		p.add(key, "must not have a fragment")
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		p.add(key, "must use https unless the host is loopback or localhost (got %q)", issuer)
+	}
+}
+
+// isLoopbackHost reports whether host can only be reached from this machine,
+// which is when plain http cannot expose tokens on a network.
+func isLoopbackHost(host string) bool {
+	h := strings.ToLower(host)
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(h)
+	return err == nil && addr.IsLoopback()
+}
+
+func (c *Config) validateDatabase(p *problems) {
+	d := c.Database
+	const key = "database.url"
+	// Messages never echo a PostgreSQL URL: it usually holds a password.
+	switch d.Driver() {
+	case DriverSQLite:
+		path := d.SQLitePath()
+		switch {
+		case path == "":
+			p.add(key, "sqlite URL needs a file path, such as \"sqlite://portcullis.db\"")
+		case strings.ContainsAny(path, "?#"):
+			// storage appends its own DSN parameters to the path.
+			p.add(key, "sqlite URL must be a plain file path without query or fragment")
+		}
+	case DriverPostgres:
+		if _, err := url.Parse(d.URL); err != nil {
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				err = uerr.Err
+			}
+			p.add(key, "not a valid PostgreSQL URL: %v", err)
+		}
+	default:
+		p.add(key, "must start with \"sqlite://\", \"postgres://\" or \"postgresql://\"")
+	}
+	if d.MaxOpenConns < 1 || d.MaxOpenConns > maxOpenConnsLimit {
+		p.add("database.max_open_conns", "must be from 1 to %d (got %d)", maxOpenConnsLimit, d.MaxOpenConns)
+	}
+}
+
+func (c *Config) validateSecrets(p *problems) {
+	for i, s := range c.Secrets.System {
+		if n := utf8.RuneCountInString(s); n < minSecretLength {
+			// Only the length is reported: the value is a secret.
+			p.add(fmt.Sprintf("secrets.system[%d]", i), "must be at least %d characters (has %d)", minSecretLength, n)
+		}
+	}
+	// A generated secret lives in a local file, which only makes sense
+	// beside a local SQLite database; replicas sharing PostgreSQL would each
+	// generate a different one and fail to read each other's data.
+	if len(c.Secrets.System) == 0 && c.Database.Driver() == DriverPostgres {
+		p.add("secrets.system", "required with PostgreSQL (a secret is generated only for SQLite)")
+	}
+}
+
+func (h Hashing) validate(p *problems) {
+	if h.MemoryKiB < minMemoryKiB || h.MemoryKiB > maxMemoryKiB {
+		p.add("hashing.memory_kib", "must be from %d to %d (got %d)", minMemoryKiB, maxMemoryKiB, h.MemoryKiB)
+	}
+	if h.Iterations < 1 || h.Iterations > maxIterations {
+		p.add("hashing.iterations", "must be from 1 to %d (got %d)", maxIterations, h.Iterations)
+	}
+	if h.Parallelism < 1 || h.Parallelism > maxParallelism {
+		p.add("hashing.parallelism", "must be from 1 to %d (got %d)", maxParallelism, h.Parallelism)
+	}
+}
+
+func (k Keys) validate(p *problems) {
+	switch k.Algorithm {
+	case "ES256", "RS256", "EdDSA":
+	default:
+		p.add("keys.algorithm", "must be \"ES256\", \"RS256\" or \"EdDSA\" (got %q)", k.Algorithm)
+	}
+}
+
+func (t Token) validate(p *problems) {
+	ttls := []struct {
+		key string
+		d   time.Duration
+	}{
+		{"token.access_token_ttl", t.AccessTokenTTL.Duration},
+		{"token.refresh_token_ttl", t.RefreshTokenTTL.Duration},
+		{"token.id_token_ttl", t.IDTokenTTL.Duration},
+		{"token.authorization_code_ttl", t.AuthorizationCodeTTL.Duration},
+	}
+	for _, ttl := range ttls {
+		if ttl.d <= 0 {
+			p.add(ttl.key, "must be positive")
+		}
+	}
+	if a, r := t.AccessTokenTTL.Duration, t.RefreshTokenTTL.Duration; a > 0 && r > 0 && r <= a {
+		p.add("token.refresh_token_ttl", "must exceed token.access_token_ttl (%s), got %s", formatDuration(a), formatDuration(r))
+	}
+	switch t.Format {
+	case "opaque", "jwt":
+	default:
+		p.add("token.format", "must be \"opaque\" or \"jwt\" (got %q)", t.Format)
+	}
+}
+
+func (s Session) validate(p *problems) {
+	if !s.Cookie.Browser && s.Cookie.Duration <= 0 {
+		p.add("session.cookie", "must be \"browser\" or a positive duration")
+	}
+	if !isCookieToken(s.CookieName) {
+		p.add("session.cookie_name", "must be a non-empty cookie name of letters, digits and !#$%%&'*+-.^_`|~ (got %q)", s.CookieName)
+	}
+}
+
+// isCookieToken reports whether s is an RFC 6265 cookie-name, i.e. an
+// RFC 7230 token.
+func isCookieToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		switch {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (l Log) validate(p *problems) {
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log.level", "must be \"debug\", \"info\", \"warn\" or \"error\" (got %q)", l.Level)
+	}
+	switch l.Format {
+	case "json", "text":
+	default:
+		p.add("log.format", "must be \"json\" or \"text\" (got %q)", l.Format)
+	}
+}

@@ -1,0 +1,153 @@
+package storage
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+)
+
+var (
+	_ fosite.Client              = (*Client)(nil)
+	_ fosite.OpenIDConnectClient = (*Client)(nil)
+)
+
+// GetID implements fosite.Client.
+func (c *Client) GetID() string { return c.ID }
+
+// GetHashedSecret implements fosite.Client.
+func (c *Client) GetHashedSecret() []byte { return []byte(c.SecretHash) }
+
+// GetRedirectURIs implements fosite.Client.
+func (c *Client) GetRedirectURIs() []string { return c.RedirectURIs }
+
+// GetGrantTypes implements fosite.Client.
+func (c *Client) GetGrantTypes() fosite.Arguments { return c.GrantTypes }
+
+// GetResponseTypes implements fosite.Client.
+func (c *Client) GetResponseTypes() fosite.Arguments { return c.ResponseTypes }
+
+// GetScopes implements fosite.Client.
+func (c *Client) GetScopes() fosite.Arguments { return c.Scopes }
+
+// IsPublic implements fosite.Client.
+func (c *Client) IsPublic() bool { return c.Public }
+
+// GetAudience implements fosite.Client.
+func (c *Client) GetAudience() fosite.Arguments { return c.Audience }
+
+// GetRequestURIs implements fosite.OpenIDConnectClient; request_uri is not
+// supported.
+func (c *Client) GetRequestURIs() []string { return nil }
+
+// GetJSONWebKeys implements fosite.OpenIDConnectClient; clients authenticate
+// with secrets, not keys.
+func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet { return nil }
+
+// GetJSONWebKeysURI implements fosite.OpenIDConnectClient.
+func (c *Client) GetJSONWebKeysURI() string { return "" }
+
+// GetRequestObjectSigningAlgorithm implements fosite.OpenIDConnectClient.
+func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
+
+// GetTokenEndpointAuthMethod implements fosite.OpenIDConnectClient.
+func (c *Client) GetTokenEndpointAuthMethod() string {
+	switch {
+	case c.Public:
+		return "none"
+	case c.TokenEndpointAuthMethod != "":
+		return c.TokenEndpointAuthMethod
+	}
+	return "client_secret_basic"
+}
+
+// GetTokenEndpointAuthSigningAlgorithm implements fosite.OpenIDConnectClient.
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "" }
+
+// CreateClient inserts c; ErrConflict when the id is taken.
+func (s *Store) CreateClient(ctx context.Context, c *Client) error {
+	now := s.now().UTC()
+	c.CreatedAt, c.UpdatedAt = now, now
+	nilToEmpty(&c.RedirectURIs, &c.PostLogoutRedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Scopes, &c.Audience)
+	return mapErr("create client", s.conn(ctx).Create(c).Error)
+}
+
+// Client loads one client by id.
+func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
+	var c Client
+	if err := s.conn(ctx).Where("id = ?", id).Take(&c).Error; err != nil {
+		return nil, mapErr("get client "+id, err)
+	}
+	return &c, nil
+}
+
+// ListClients returns up to limit clients with id > after, ordered by id.
+func (s *Store) ListClients(ctx context.Context, after string, limit int) ([]Client, error) {
+	var out []Client
+	q := s.conn(ctx).Order("id").Limit(limit)
+	if after != "" {
+		q = q.Where("id > ?", after)
+	}
+	if err := q.Find(&out).Error; err != nil {
+		return nil, mapErr("list clients", err)
+	}
+	return out, nil
+}
+
+// DeleteClient removes a client and, by cascade, its tokens and consents.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	res := s.conn(ctx).Where("id = ?", id).Delete(&Client{})
+	if res.Error != nil {
+		return mapErr("delete client "+id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return mapErr("delete client "+id, ErrNotFound)
+	}
+	return nil
+}
+
+// GetClient implements fosite.ClientManager.
+func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.Client(ctx, id)
+	if err != nil {
+		return nil, fositeErr(err)
+	}
+	return c, nil
+}
+
+// ClientAssertionJWTValid implements fosite.ClientManager: a JTI seen before
+// and not yet expired is a replay.
+func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
+	var row jtiRow
+	err := s.conn(ctx).Where("jti = ? AND expires_at > ?", jti, s.now().UTC()).Take(&row).Error
+	switch err := mapErr("check jti", err); {
+	case err == nil:
+		return fosite.ErrJTIKnown
+	case isNotFound(err):
+		return nil
+	default:
+		return err
+	}
+}
+
+// SetClientAssertionJWT implements fosite.ClientManager.
+func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	db := s.conn(ctx)
+	if err := db.Where("expires_at <= ?", s.now().UTC()).Delete(&jtiRow{}).Error; err != nil {
+		return mapErr("expire jtis", err)
+	}
+	err := mapErr("record jti", db.Create(&jtiRow{JTI: jti, ExpiresAt: exp.UTC()}).Error)
+	if isConflict(err) {
+		return fosite.ErrJTIKnown
+	}
+	return err
+}
+
+func nilToEmpty(lists ...*[]string) {
+	for _, l := range lists {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+}

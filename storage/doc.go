@@ -1,0 +1,10 @@
+// Package storage owns Portcullis's persistent state: the gorm models, the
+// versioned migrations for SQLite (embedded default, pure Go) and PostgreSQL,
+// the fosite storage interfaces, and the encryption of secrets at rest.
+//
+// Single-use objects (authorization codes, refresh tokens) are consumed with
+// a conditional UPDATE inside the caller's transaction, so that exactly one of
+// any number of concurrent redemptions succeeds on either backend.
+//
+// It must not import oauth, authn, admin, server or cmd: those sit above it.
+package storage

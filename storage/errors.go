@@ -1,0 +1,16 @@
+package storage
+
+import "errors"
+
+// Sentinel errors, wrapped with %w by every method so callers can test with
+// errors.Is regardless of the backend.
+var (
+	// ErrNotFound means the row asked for does not exist.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrConflict means a unique constraint refused the write (duplicate id,
+	// username, …).
+	ErrConflict = errors.New("storage: conflict")
+	// ErrAlreadyUsed means a single-use object (authorization code, refresh
+	// token) was consumed by another request first.
+	ErrAlreadyUsed = errors.New("storage: already used")
+)

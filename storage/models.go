@@ -1,0 +1,128 @@
+package storage
+
+import "time"
+
+// Client is an OAuth 2.0 client registration. It implements fosite.Client and
+// fosite.OpenIDConnectClient (see client.go).
+type Client struct {
+	ID                      string    `gorm:"column:id;primaryKey"`
+	Name                    string    `gorm:"column:name"`
+	SecretHash              string    `gorm:"column:secret_hash"`
+	RedirectURIs            []string  `gorm:"column:redirect_uris;serializer:json"`
+	PostLogoutRedirectURIs  []string  `gorm:"column:post_logout_redirect_uris;serializer:json"`
+	GrantTypes              []string  `gorm:"column:grant_types;serializer:json"`
+	ResponseTypes           []string  `gorm:"column:response_types;serializer:json"`
+	Scopes                  []string  `gorm:"column:scopes;serializer:json"`
+	Audience                []string  `gorm:"column:audience;serializer:json"`
+	Public                  bool      `gorm:"column:public"`
+	SkipConsent             bool      `gorm:"column:skip_consent"`
+	TokenEndpointAuthMethod string    `gorm:"column:token_endpoint_auth_method"`
+	AccessTokenFormat       string    `gorm:"column:access_token_format"` // "" (server default), "opaque" or "jwt"
+	CreatedAt               time.Time `gorm:"column:created_at"`
+	UpdatedAt               time.Time `gorm:"column:updated_at"`
+}
+
+// TableName pins the table name so it does not depend on gorm's pluraliser.
+func (Client) TableName() string { return "clients" }
+
+// User is a person who signs in. Username is stored in its canonical form
+// (see CanonicalUsername).
+type User struct {
+	ID            string    `gorm:"column:id;primaryKey"`
+	Username      string    `gorm:"column:username"`
+	Email         string    `gorm:"column:email"`
+	EmailVerified bool      `gorm:"column:email_verified"`
+	PasswordHash  string    `gorm:"column:password_hash"`
+	Admin         bool      `gorm:"column:admin"`
+	Disabled      bool      `gorm:"column:disabled"`
+	CreatedAt     time.Time `gorm:"column:created_at"`
+	UpdatedAt     time.Time `gorm:"column:updated_at"`
+}
+
+// TableName pins the table name.
+func (User) TableName() string { return "users" }
+
+// SigningKey is one asymmetric key pair used to sign ID tokens and JWT access
+// tokens. PrivateKey holds the private JWK encrypted with the system secret;
+// PublicJWK is the public half in JSON, served by the JWKS endpoint.
+type SigningKey struct {
+	ID         string     `gorm:"column:id;primaryKey"` // the JWK "kid"
+	Algorithm  string     `gorm:"column:algorithm"`
+	PrivateKey string     `gorm:"column:private_key"`
+	PublicJWK  string     `gorm:"column:public_jwk"`
+	CreatedAt  time.Time  `gorm:"column:created_at"`
+	RetiredAt  *time.Time `gorm:"column:retired_at"` // no longer signs; still published
+	RevokedAt  *time.Time `gorm:"column:revoked_at"` // no longer published either
+}
+
+// TableName pins the table name.
+func (SigningKey) TableName() string { return "signing_keys" }
+
+// BrowserSession is a signed-in browser. ID is the SHA-256 of the cookie
+// value, so a database leak does not hand out live sessions.
+type BrowserSession struct {
+	ID         string    `gorm:"column:id;primaryKey"`
+	UserID     string    `gorm:"column:user_id"`
+	AuthTime   time.Time `gorm:"column:auth_time"`
+	CreatedAt  time.Time `gorm:"column:created_at"`
+	LastSeenAt time.Time `gorm:"column:last_seen_at"`
+	ExpiresAt  time.Time `gorm:"column:expires_at"`
+	IP         string    `gorm:"column:ip"`
+	UserAgent  string    `gorm:"column:user_agent"`
+}
+
+// TableName pins the table name.
+func (BrowserSession) TableName() string { return "browser_sessions" }
+
+// Consent records the scopes a user granted a client, so the consent page is
+// shown once per new scope rather than on every sign-in.
+type Consent struct {
+	UserID    string    `gorm:"column:user_id;primaryKey"`
+	ClientID  string    `gorm:"column:client_id;primaryKey"`
+	Scopes    []string  `gorm:"column:scopes;serializer:json"`
+	CreatedAt time.Time `gorm:"column:created_at"`
+	UpdatedAt time.Time `gorm:"column:updated_at"`
+}
+
+// TableName pins the table name.
+func (Consent) TableName() string { return "consents" }
+
+// tokenRow is one fosite request persisted under a token signature: an
+// authorization code, access token, refresh token, PKCE or OIDC session.
+// Tokens are stored by signature only, never in the clear.
+type tokenRow struct {
+	Kind            string     `gorm:"column:kind;primaryKey"`
+	Signature       string     `gorm:"column:signature;primaryKey"`
+	RequestID       string     `gorm:"column:request_id"`
+	ClientID        string     `gorm:"column:client_id"`
+	Subject         string     `gorm:"column:subject"`
+	Active          bool       `gorm:"column:active"`
+	RequestedAt     time.Time  `gorm:"column:requested_at"`
+	ExpiresAt       *time.Time `gorm:"column:expires_at"`
+	AccessSignature string     `gorm:"column:access_signature"`
+	Scopes          []string   `gorm:"column:scopes;serializer:json"`
+	GrantedScopes   []string   `gorm:"column:granted_scopes;serializer:json"`
+	Audience        []string   `gorm:"column:audience;serializer:json"`
+	GrantedAudience []string   `gorm:"column:granted_audience;serializer:json"`
+	Form            string     `gorm:"column:form"`
+	Session         []byte     `gorm:"column:session"`
+	CreatedAt       time.Time  `gorm:"column:created_at"`
+}
+
+func (tokenRow) TableName() string { return "oauth_tokens" }
+
+// Token kinds stored in oauth_tokens.
+const (
+	kindCode    = "code"
+	kindAccess  = "access"
+	kindRefresh = "refresh"
+	kindPKCE    = "pkce"
+	kindOIDC    = "oidc"
+)
+
+type jtiRow struct {
+	JTI       string    `gorm:"column:jti;primaryKey"`
+	ExpiresAt time.Time `gorm:"column:expires_at"`
+}
+
+func (jtiRow) TableName() string { return "client_assertion_jtis" }

@@ -1,0 +1,221 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+	sqlitelib "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Options tune Open. The zero value is usable.
+type Options struct {
+	// MaxOpenConns bounds the connection pool (default 16).
+	MaxOpenConns int
+	// Box encrypts secrets at rest (signing keys). Required for key storage.
+	Box *SecretBox
+	// Now is the clock; defaults to time.Now.
+	Now func() time.Time
+}
+
+// Store is the gorm-backed implementation of every storage interface
+// Portcullis uses. It is safe for concurrent use.
+type Store struct {
+	db      *gorm.DB
+	sqlDB   *sql.DB
+	dialect string
+	box     *SecretBox
+	now     func() time.Time
+}
+
+// Dialects.
+const (
+	DialectSQLite   = "sqlite"
+	DialectPostgres = "postgres"
+)
+
+// Open connects to the database named by url: "sqlite://path" (a path
+// relative to the working directory, or "sqlite:///abs/path") or
+// "postgres://…". It does not migrate; call Migrate.
+func Open(ctx context.Context, dbURL string, opts Options) (*Store, error) {
+	if opts.MaxOpenConns <= 0 {
+		opts.MaxOpenConns = 16
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	var (
+		dialector gorm.Dialector
+		sqlDB     *sql.DB
+		dialect   string
+		err       error
+	)
+	switch {
+	case strings.HasPrefix(dbURL, "sqlite://"):
+		dialect = DialectSQLite
+		sqlDB, err = sql.Open("sqlite", sqliteDSN(strings.TrimPrefix(dbURL, "sqlite://")))
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		dialector = sqliteDialector{sqlite.New(sqlite.Config{Conn: sqlDB})}
+	case strings.HasPrefix(dbURL, "postgres://"), strings.HasPrefix(dbURL, "postgresql://"):
+		dialect = DialectPostgres
+		dialector = postgres.New(postgres.Config{DSN: dbURL})
+	default:
+		return nil, fmt.Errorf("open database: unsupported url scheme in %q (want sqlite:// or postgres://)", redactURL(dbURL))
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		TranslateError:         true,
+		SkipDefaultTransaction: true,
+		Logger:                 logger.Discard,
+		NowFunc:                func() time.Time { return opts.Now().UTC() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dialect, err)
+	}
+	if sqlDB == nil {
+		if sqlDB, err = db.DB(); err != nil {
+			return nil, fmt.Errorf("open %s: %w", dialect, err)
+		}
+	}
+	sqlDB.SetMaxOpenConns(opts.MaxOpenConns)
+	sqlDB.SetMaxIdleConns(opts.MaxOpenConns)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	if err := sqlDB.PingContext(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("connect to %s: %w", dialect, err)
+	}
+	return &Store{db: db, sqlDB: sqlDB, dialect: dialect, box: opts.Box, now: opts.Now}, nil
+}
+
+// sqliteDSN adds the pragmas that make SQLite behave under concurrent
+// requests: BEGIN IMMEDIATE for every transaction (otherwise read-then-write
+// transactions fail at once with SQLITE_BUSY whatever the timeout), WAL, a
+// busy timeout, and foreign keys.
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	q.Add("_txlock", "immediate")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_time_format", "sqlite")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Close releases the connection pool.
+func (s *Store) Close() error { return s.sqlDB.Close() }
+
+// Dialect reports "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.dialect }
+
+// Ping checks the database answers; used by the readiness probe.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s: %w", s.dialect, err)
+	}
+	return nil
+}
+
+// Box returns the secret box used for encryption at rest.
+func (s *Store) Box() *SecretBox { return s.box }
+
+// sqliteDialector maps modernc.org/sqlite errors to gorm's, which
+// gorm.io/driver/sqlite only does for the cgo driver.
+type sqliteDialector struct{ gorm.Dialector }
+
+func (d sqliteDialector) Translate(err error) error {
+	var se *sqlitelib.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return gorm.ErrDuplicatedKey
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return gorm.ErrForeignKeyViolated
+		}
+	}
+	return err
+}
+
+// mapErr turns gorm's translated errors into this package's sentinels.
+func mapErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return fmt.Errorf("%s: %w", op, ErrConflict)
+	case errors.Is(err, gorm.ErrForeignKeyViolated):
+		return fmt.Errorf("%s: %w: referenced row missing", op, ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable>"
+	}
+	return u.Redacted()
+}
+
+type txKey struct{}
+
+// conn returns the transaction carried by ctx, if any, else the pool.
+func (s *Store) conn(ctx context.Context) *gorm.DB {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return tx
+	}
+	return s.db.WithContext(ctx)
+}
+
+// BeginTX implements fosite's storage.Transactional.
+func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
+	tx := s.db.WithContext(ctx).Begin()
+	if tx.Error != nil {
+		return ctx, fmt.Errorf("begin transaction: %w", tx.Error)
+	}
+	return context.WithValue(ctx, txKey{}, tx), nil
+}
+
+// Commit implements fosite's storage.Transactional.
+func (s *Store) Commit(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return errors.New("commit: no transaction in context")
+	}
+	if err := tx.Commit().Error; err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Rollback implements fosite's storage.Transactional.
+func (s *Store) Rollback(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return errors.New("rollback: no transaction in context")
+	}
+	if err := tx.Rollback().Error; err != nil && !errors.Is(err, sql.ErrTxDone) {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	return nil
+}
+
+// InTx runs fn in one transaction: committed when fn returns nil, rolled back
+// otherwise.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(context.WithValue(ctx, txKey{}, tx))
+	})
+}

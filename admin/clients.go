@@ -1,0 +1,109 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/portcullis/portcullis/oauth"
+	"github.com/portcullis/portcullis/storage"
+)
+
+// ClientView is a client as the API and the CLI show it: never the secret hash.
+// ClientSecret is set only in the response that created a client with a
+// generated secret, the one time it can be seen.
+type ClientView struct {
+	ClientID                string    `json:"client_id"`
+	ClientName              string    `json:"client_name"`
+	ClientSecret            string    `json:"client_secret,omitempty"`
+	RedirectURIs            []string  `json:"redirect_uris"`
+	PostLogoutRedirectURIs  []string  `json:"post_logout_redirect_uris"`
+	GrantTypes              []string  `json:"grant_types"`
+	ResponseTypes           []string  `json:"response_types"`
+	Scopes                  []string  `json:"scopes"`
+	Audience                []string  `json:"audience"`
+	Public                  bool      `json:"public"`
+	SkipConsent             bool      `json:"skip_consent"`
+	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"`
+	AccessTokenFormat       string    `json:"access_token_format"`
+	CreatedAt               time.Time `json:"created_at"`
+	UpdatedAt               time.Time `json:"updated_at"`
+}
+
+// NewClientView shows c; secret is the generated secret, given only when the
+// client was just created.
+func NewClientView(c *storage.Client, secret string) ClientView {
+	return ClientView{
+		ClientID:                c.ID,
+		ClientSecret:            secret,
+		ClientName:              c.Name,
+		RedirectURIs:            nonNil(c.RedirectURIs),
+		PostLogoutRedirectURIs:  nonNil(c.PostLogoutRedirectURIs),
+		GrantTypes:              nonNil(c.GrantTypes),
+		ResponseTypes:           nonNil(c.ResponseTypes),
+		Scopes:                  nonNil(c.Scopes),
+		Audience:                nonNil(c.Audience),
+		Public:                  c.Public,
+		SkipConsent:             c.SkipConsent,
+		TokenEndpointAuthMethod: c.GetTokenEndpointAuthMethod(),
+		AccessTokenFormat:       c.AccessTokenFormat,
+		CreatedAt:               c.CreatedAt,
+		UpdatedAt:               c.UpdatedAt,
+	}
+}
+
+func (h *handler) createClient(w http.ResponseWriter, r *http.Request, who *oauth.TokenInfo) error {
+	var spec oauth.ClientSpec
+	if err := decodeJSON(w, r, &spec); err != nil {
+		return err
+	}
+	c, secret, err := oauth.NewClient(spec, h.hasher)
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	if err := h.store.CreateClient(r.Context(), c); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			return conflict(err, fmt.Sprintf("a client with client_id %q already exists", c.ID))
+		}
+		return fmt.Errorf("create client: %w", err)
+	}
+	h.audit(r.Context(), "admin: client created", who, slog.String("client_id", c.ID))
+	h.writeJSON(w, r, http.StatusCreated, NewClientView(c, secret))
+	return nil
+}
+
+func (h *handler) listClients(w http.ResponseWriter, r *http.Request, _ *oauth.TokenInfo) error {
+	after, limit, err := page(r)
+	if err != nil {
+		return err
+	}
+	rows, err := h.store.ListClients(r.Context(), after, limit+1)
+	if err != nil {
+		return fmt.Errorf("list clients: %w", err)
+	}
+	h.writeJSON(w, r, http.StatusOK, paginate(rows, limit,
+		func(c storage.Client) string { return c.ID },
+		func(c storage.Client) ClientView { return NewClientView(&c, "") }))
+	return nil
+}
+
+func (h *handler) getClient(w http.ResponseWriter, r *http.Request, _ *oauth.TokenInfo) error {
+	c, err := h.store.Client(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return fmt.Errorf("get client: %w", err)
+	}
+	h.writeJSON(w, r, http.StatusOK, NewClientView(c, ""))
+	return nil
+}
+
+func (h *handler) deleteClient(w http.ResponseWriter, r *http.Request, who *oauth.TokenInfo) error {
+	id := r.PathValue("id")
+	if err := h.store.DeleteClient(r.Context(), id); err != nil {
+		return fmt.Errorf("delete client: %w", err)
+	}
+	h.audit(r.Context(), "admin: client deleted", who, slog.String("client_id", id))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

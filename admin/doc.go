@@ -1,0 +1,15 @@
+// Package admin is Portcullis's administration API: a JSON-over-HTTP
+// interface for registering OAuth clients and managing users, meant for
+// operators' tooling rather than browsers.
+//
+// Every route lives under /admin/ (mount the handler from New at "/admin/"
+// without stripping the prefix) and, except the OpenAPI document at
+// GET /admin/openapi.json, requires a bearer access token carrying the
+// "admin" scope. The document embedded as openapi.json is the contract; the
+// tests replay real calls through an OpenAPI validator so that it cannot
+// drift from what the handlers do.
+//
+// Handlers return errors instead of writing them: one adapter turns every
+// error into a JSON body and status, so all failures look alike and internal
+// details reach the log, never the response.
+package admin

@@ -1,0 +1,152 @@
+package authn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/portcullis/portcullis/hashing"
+	"github.com/portcullis/portcullis/storage"
+)
+
+func TestPasswordLogin(t *testing.T) {
+	const password = "correct horse battery"
+	tests := []struct {
+		name       string
+		username   string
+		password   string
+		wantOK     bool
+		wantReason string
+	}{
+		{"correct password", "alice", password, true, ReasonOK},
+		{"username is case-folded", " ALICE ", password, true, ReasonOK},
+		{"wrong password", "alice", password + "!", false, ReasonBadPassword},
+		{"empty password", "alice", "", false, ReasonBadPassword},
+		{"unknown user", "nobody", password, false, ReasonUnknownUser},
+		{"empty username", "", password, false, ReasonUnknownUser},
+		{"disabled user", "bob", password, false, ReasonDisabled},
+		// The account state is only revealed, to the log, by the right
+		// password.
+		{"disabled user, wrong password", "bob", "wrong", false, ReasonBadPassword},
+	}
+	clock := newManualClock()
+	st := openAuthnStore(t, clock)
+	alice := addUser(t, st, cheapArgon2, "alice", password, false)
+	addUser(t, st, cheapArgon2, "bob", password, true)
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			p := NewPipeline(st, cheapArgon2, slog.New(slog.NewJSONHandler(&logs, nil)))
+			out, err := p.PasswordLogin(context.Background(), Attempt{
+				Username: tt.username, Password: tt.password, IP: "192.0.2.1", ClientID: "app",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.OK != tt.wantOK || out.Reason != tt.wantReason {
+				t.Errorf("Outcome = {OK:%v Reason:%q}, want {OK:%v Reason:%q}", out.OK, out.Reason, tt.wantOK, tt.wantReason)
+			}
+			if tt.wantOK && (out.User == nil || out.User.ID != alice.ID) {
+				t.Errorf("User = %+v, want %s", out.User, alice.ID)
+			}
+			if !tt.wantOK && out.User != nil {
+				t.Errorf("failed outcome carries user %s", out.User.ID)
+			}
+			line := logs.String()
+			if !strings.Contains(line, `"reason":"`+tt.wantReason+`"`) || !strings.Contains(line, `"ip":"192.0.2.1"`) {
+				t.Errorf("outcome not logged: %s", line)
+			}
+			if tt.password != "" && strings.Contains(line, tt.password) {
+				t.Errorf("password logged: %s", line)
+			}
+		})
+	}
+}
+
+func TestPasswordLoginRehash(t *testing.T) {
+	const password = "correct horse battery"
+	stronger := hashing.Argon2{Memory: 128, Iterations: 2, Parallelism: 1}
+	tests := []struct {
+		name       string
+		stored     hashing.Argon2
+		current    hashing.Argon2
+		password   string
+		wantRehash bool
+	}{
+		{"same parameters", cheapArgon2, cheapArgon2, password, false},
+		{"parameters raised", cheapArgon2, stronger, password, true},
+		{"parameters lowered", stronger, cheapArgon2, password, true},
+		{"wrong password never rehashes", cheapArgon2, stronger, "wrong", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newManualClock()
+			st := openAuthnStore(t, clock)
+			u := addUser(t, st, tt.stored, "alice", password, false)
+			p := NewPipeline(st, tt.current, slog.New(slog.DiscardHandler))
+			if _, err := p.PasswordLogin(context.Background(), Attempt{Username: "alice", Password: tt.password}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := st.User(context.Background(), u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rehashed := got.PasswordHash != u.PasswordHash; rehashed != tt.wantRehash {
+				t.Fatalf("rehashed = %v, want %v", rehashed, tt.wantRehash)
+			}
+			if tt.wantRehash {
+				if tt.current.NeedsRehash(got.PasswordHash) {
+					t.Errorf("new hash %q is not under the current parameters", got.PasswordHash)
+				}
+				if ok, err := hashing.Verify(got.PasswordHash, password); !ok || err != nil {
+					t.Errorf("new hash does not verify: %v, %v", ok, err)
+				}
+			}
+		})
+	}
+}
+
+// failingRehashStore refuses to store new hashes.
+type failingRehashStore struct{ *countingStore }
+
+func (failingRehashStore) UpdatePasswordHash(context.Context, string, string) error {
+	return errors.New("database is read-only")
+}
+
+func TestPasswordLoginRehashFailureIsNotFatal(t *testing.T) {
+	clock := newManualClock()
+	st := openAuthnStore(t, clock)
+	addUser(t, st, cheapArgon2, "alice", "correct horse battery", false)
+	var logs bytes.Buffer
+	p := NewPipeline(failingRehashStore{st}, hashing.Argon2{Memory: 128, Iterations: 1, Parallelism: 1},
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	out, err := p.PasswordLogin(context.Background(), Attempt{Username: "alice", Password: "correct horse battery"})
+	if err != nil || !out.OK {
+		t.Fatalf("PasswordLogin = %+v, %v; want success", out, err)
+	}
+	if !strings.Contains(logs.String(), "read-only") {
+		t.Errorf("rehash failure not logged: %s", logs.String())
+	}
+}
+
+// brokenUserStore fails every lookup, as a database that is down would.
+type brokenUserStore struct{ UserStore }
+
+func (brokenUserStore) UserByUsername(context.Context, string) (*storage.User, error) {
+	return nil, errors.New("connection refused")
+}
+
+func TestPasswordLoginInfrastructureError(t *testing.T) {
+	p := NewPipeline(brokenUserStore{}, cheapArgon2, slog.New(slog.DiscardHandler))
+	out, err := p.PasswordLogin(context.Background(), Attempt{Username: "alice", Password: "x"})
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("err = %v, want the storage failure", err)
+	}
+	if out.OK {
+		t.Error("infrastructure failure reported as success")
+	}
+}

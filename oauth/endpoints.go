@@ -1,0 +1,186 @@
+package oauth
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
+	"github.com/ory/fosite"
+
+	"github.com/portcullis/portcullis/storage"
+	"github.com/portcullis/portcullis/templates"
+)
+
+func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	ir, err := p.f.NewIntrospectionRequest(ctx, r, newSession())
+	if err != nil {
+		p.f.WriteIntrospectionError(ctx, w, err)
+		return
+	}
+	p.f.WriteIntrospectionResponse(ctx, w, ir)
+}
+
+func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	err := p.f.NewRevocationRequest(ctx, r)
+	p.f.WriteRevocationResponse(ctx, w, err)
+}
+
+// userinfo returns the claims the granted scopes allow, read fresh from the
+// user record so a changed email shows at once.
+func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	token := fosite.AccessTokenFromRequest(r)
+	if token == "" {
+		bearerError(w, http.StatusUnauthorized, "", "")
+		return
+	}
+	_, ar, err := p.f.IntrospectToken(ctx, token, fosite.AccessToken, newSession())
+	if err != nil {
+		bearerError(w, http.StatusUnauthorized, "invalid_token", "The access token is not active.")
+		return
+	}
+	if !ar.GetGrantedScopes().Has("openid") {
+		bearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
+		return
+	}
+	u, err := p.cfg.Store.User(ctx, ar.GetSession().GetSubject())
+	if err != nil || u.Disabled {
+		bearerError(w, http.StatusUnauthorized, "invalid_token", "The token's subject no longer exists.")
+		return
+	}
+	claims := map[string]any{"sub": u.ID}
+	for k, v := range profileClaims(u, ar.GetGrantedScopes()) {
+		claims[k] = v
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(claims)
+}
+
+// profileClaims are the standard claims each granted scope releases (OIDC
+// Core 5.4).
+func profileClaims(u *storage.User, scopes fosite.Arguments) map[string]any {
+	out := map[string]any{}
+	if scopes.Has("profile") {
+		out["preferred_username"] = u.Username
+	}
+	if scopes.Has("email") && u.Email != "" {
+		out["email"] = u.Email
+		out["email_verified"] = u.EmailVerified
+	}
+	return out
+}
+
+func bearerError(w http.ResponseWriter, status int, code, desc string) {
+	v := "Bearer"
+	if code != "" {
+		v += ` error="` + code + `"`
+		if desc != "" {
+			v += `, error_description="` + desc + `"`
+		}
+	}
+	w.Header().Set("WWW-Authenticate", v)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if code == "" {
+		code = "invalid_request"
+	}
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+// logout is OpenID Connect RP-Initiated Logout 1.0. The browser session
+// ends; the user is sent to post_logout_redirect_uri only when it exactly
+// matches one registered for the client the id_token_hint (or client_id)
+// names — otherwise a page says they are signed out.
+func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	}
+	if err := r.ParseForm(); err != nil {
+		p.errorPage(w, r, http.StatusBadRequest, "Sign-out failed", "The sign-out request could not be read.")
+		return
+	}
+	hint := r.Form.Get("id_token_hint")
+	clientID := r.Form.Get("client_id")
+	redirect := r.Form.Get("post_logout_redirect_uri")
+	if hint != "" {
+		aud, err := p.idTokenHintAudience(hint)
+		if err != nil {
+			p.errorPage(w, r, http.StatusBadRequest, "Sign-out failed", "The id_token_hint is not a valid ID token issued here.")
+			return
+		}
+		if clientID != "" && !slices.Contains(aud, clientID) {
+			p.errorPage(w, r, http.StatusBadRequest, "Sign-out failed", "client_id does not match the id_token_hint.")
+			return
+		}
+		if clientID == "" && len(aud) > 0 {
+			clientID = aud[0]
+		}
+	}
+	var target *url.URL
+	if redirect != "" {
+		if clientID == "" {
+			p.errorPage(w, r, http.StatusBadRequest, "Sign-out failed", "post_logout_redirect_uri needs id_token_hint or client_id.")
+			return
+		}
+		c, err := p.cfg.Store.GetClient(r.Context(), clientID)
+		sc, ok := c.(*storage.Client)
+		if err != nil || !ok || !slices.Contains(sc.PostLogoutRedirectURIs, redirect) {
+			p.errorPage(w, r, http.StatusBadRequest, "Sign-out failed", "post_logout_redirect_uri is not registered for this client.")
+			return
+		}
+		if target, err = url.Parse(redirect); err != nil {
+			p.errorPage(w, r, http.StatusBadRequest, "Sign-out failed", "post_logout_redirect_uri is not a valid URL.")
+			return
+		}
+	}
+	if err := p.cfg.Browser.End(w, r); err != nil {
+		p.cfg.Logger.ErrorContext(r.Context(), "end browser session", "err", err)
+		p.errorPage(w, r, http.StatusInternalServerError, "Sign-out failed", "Try again.")
+		return
+	}
+	if target == nil {
+		p.cfg.Templates.Render(w, http.StatusOK, "logged_out.html", templates.LoggedOutPage{})
+		return
+	}
+	if st := r.Form.Get("state"); st != "" {
+		q := target.Query()
+		q.Set("state", st)
+		target.RawQuery = q.Encode()
+	}
+	http.Redirect(w, r, target.String(), http.StatusSeeOther)
+}
+
+// idTokenHintAudience verifies an ID token this server signed (expired ones
+// are accepted, as the spec allows) and returns its audience.
+func (p *Provider) idTokenHintAudience(raw string) ([]string, error) {
+	tok, err := josejwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA})
+	if err != nil {
+		return nil, err
+	}
+	if len(tok.Headers) != 1 {
+		return nil, errors.New("id_token_hint: one signature expected")
+	}
+	key, ok := p.cfg.Keys.PublicKey(tok.Headers[0].KeyID)
+	if !ok {
+		return nil, errors.New("id_token_hint: unknown key")
+	}
+	var claims josejwt.Claims
+	if err := tok.Claims(key.Key, &claims); err != nil {
+		return nil, err
+	}
+	if claims.Issuer != p.cfg.Issuer {
+		return nil, errors.New("id_token_hint: wrong issuer")
+	}
+	// Expiry is deliberately not checked; the signature and issuer are.
+	return claims.Audience, nil
+}

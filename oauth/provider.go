@@ -1,0 +1,274 @@
+package oauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/hmac"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/portcullis/portcullis/storage"
+	"github.com/portcullis/portcullis/templates"
+)
+
+// BrowserSessions is the signed-in browser, as the authorize and logout
+// endpoints need it. authn implements it.
+type BrowserSessions interface {
+	// Current returns the signed-in user and session, or nils.
+	Current(r *http.Request) (*storage.User, *storage.BrowserSession, error)
+	// End signs the browser out.
+	End(w http.ResponseWriter, r *http.Request) error
+}
+
+// CSRFGuard protects the consent form.
+type CSRFGuard interface {
+	Token(w http.ResponseWriter, r *http.Request) string
+	Verify(r *http.Request) bool
+}
+
+// Metrics receives token issuance events.
+type Metrics interface {
+	TokenIssued(grantType string)
+	TokenFailed(grantType, errorCode string)
+}
+
+// Store is everything the provider needs from storage: fosite's interfaces
+// plus users, consents and family revocation.
+type Store interface {
+	fosite.Storage
+	oauth2.CoreStorage
+	oauth2.TokenRevocationStorage
+	openid.OpenIDConnectRequestStorage
+	keyStore
+	BeginTX(ctx context.Context) (context.Context, error)
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+	GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error)
+	CreatePKCERequestSession(ctx context.Context, signature string, requester fosite.Requester) error
+	DeletePKCERequestSession(ctx context.Context, signature string) error
+	User(ctx context.Context, id string) (*storage.User, error)
+	Consent(ctx context.Context, userID, clientID string) (*storage.Consent, error)
+	GrantConsent(ctx context.Context, userID, clientID string, scopes []string) error
+	RevokeFamily(ctx context.Context, requestID string) error
+}
+
+// Config configures the provider.
+type Config struct {
+	Issuer               string
+	AccessTokenTTL       time.Duration
+	RefreshTokenTTL      time.Duration
+	IDTokenTTL           time.Duration
+	AuthorizationCodeTTL time.Duration
+	// DefaultTokenFormat is "opaque" or "jwt", for clients that do not choose.
+	DefaultTokenFormat string
+	// SystemSecrets, newest first, key the HMAC of opaque tokens.
+	SystemSecrets []string
+
+	Store     Store
+	Keys      *KeyManager
+	Browser   BrowserSessions
+	CSRF      CSRFGuard
+	Templates *templates.Renderer
+	Metrics   Metrics
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Provider serves the OAuth 2.0 and OpenID Connect endpoints.
+type Provider struct {
+	cfg       Config
+	f         fosite.OAuth2Provider
+	fc        *fosite.Config
+	discovery []byte
+}
+
+// New composes fosite with Portcullis's storage, strategies and keys.
+func New(cfg Config) (*Provider, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if len(cfg.SystemSecrets) == 0 {
+		return nil, errors.New("oauth: no system secret")
+	}
+	issuer := strings.TrimRight(cfg.Issuer, "/")
+	cfg.Issuer = issuer
+	var hmacKeys [][]byte
+	for i, s := range cfg.SystemSecrets {
+		k, err := storage.DeriveKey(s, "portcullis/token-hmac/v1", 32)
+		if err != nil {
+			return nil, fmt.Errorf("oauth: system secret %d: %w", i, err)
+		}
+		hmacKeys = append(hmacKeys, k)
+	}
+	fc := &fosite.Config{
+		AccessTokenLifespan:            cfg.AccessTokenTTL,
+		RefreshTokenLifespan:           cfg.RefreshTokenTTL,
+		AuthorizeCodeLifespan:          cfg.AuthorizationCodeTTL,
+		IDTokenLifespan:                cfg.IDTokenTTL,
+		IDTokenIssuer:                  issuer,
+		AccessTokenIssuer:              issuer,
+		TokenURL:                       issuer + "/oauth2/token",
+		GlobalSecret:                   hmacKeys[0],
+		RotatedGlobalSecrets:           hmacKeys[1:],
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		ScopeStrategy:                  fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
+		ClientSecretsHasher:            newSecretHasher(),
+		SendDebugMessagesToClients:     false,
+		JWTScopeClaimKey:               jwt.JWTScopeFieldString,
+		MinParameterEntropy:            fosite.MinParameterEntropy,
+		RefreshTokenScopes:             []string{"offline_access", "offline"},
+	}
+	signer := &jwt.DefaultSigner{GetPrivateKey: cfg.Keys.SigningKey}
+	hmacStrategy := &hmac.HMACStrategy{Config: fc}
+	strategy := &tokenStrategy{
+		hmac:       hmacStrategy,
+		jwt:        &oauth2.DefaultJWTStrategy{Signer: signer, Config: fc},
+		defaultJWT: cfg.DefaultTokenFormat == "jwt",
+		codeTTL:    cfg.AuthorizationCodeTTL,
+		accessTTL:  cfg.AccessTokenTTL,
+		now:        cfg.Now,
+	}
+	strategy.jwt.HMACSHAStrategy = strategy
+	f := compose.Compose(fc, cfg.Store, &compose.CommonStrategy{
+		CoreStrategy:               strategy,
+		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: signer, Config: fc},
+		Signer:                     signer,
+	},
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2ClientCredentialsGrantFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OAuth2TokenRevocationFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2PKCEFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+	)
+	p := &Provider{cfg: cfg, f: f, fc: fc}
+	var err error
+	if p.discovery, err = p.renderDiscovery(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Handler routes the protocol endpoints.
+func (p *Provider) Handler() http.Handler {
+	mux := http.NewServeMux()
+	p.Register(mux)
+	return mux
+}
+
+// Register adds the protocol endpoints to mux.
+func (p *Provider) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /.well-known/openid-configuration", p.serveDiscovery)
+	mux.HandleFunc("GET /.well-known/jwks.json", p.serveJWKS)
+	mux.HandleFunc("GET /oauth2/auth", p.authorize)
+	mux.HandleFunc("POST /oauth2/auth", p.authorize)
+	mux.HandleFunc("POST /oauth2/token", p.token)
+	mux.HandleFunc("POST /oauth2/introspect", p.introspect)
+	mux.HandleFunc("POST /oauth2/revoke", p.revoke)
+	mux.HandleFunc("GET /userinfo", p.userinfo)
+	mux.HandleFunc("POST /userinfo", p.userinfo)
+	mux.HandleFunc("GET /oauth2/logout", p.logout)
+	mux.HandleFunc("POST /oauth2/logout", p.logout)
+}
+
+func (p *Provider) renderDiscovery() ([]byte, error) {
+	iss := p.cfg.Issuer
+	doc := map[string]any{
+		"issuer":                                         iss,
+		"authorization_endpoint":                         iss + "/oauth2/auth",
+		"token_endpoint":                                 iss + "/oauth2/token",
+		"introspection_endpoint":                         iss + "/oauth2/introspect",
+		"revocation_endpoint":                            iss + "/oauth2/revoke",
+		"userinfo_endpoint":                              iss + "/userinfo",
+		"end_session_endpoint":                           iss + "/oauth2/logout",
+		"jwks_uri":                                       iss + "/.well-known/jwks.json",
+		"scopes_supported":                               []string{"openid", "offline_access", "profile", "email"},
+		"response_types_supported":                       []string{"code"},
+		"response_modes_supported":                       []string{"query"},
+		"grant_types_supported":                          []string{"authorization_code", "refresh_token", "client_credentials"},
+		"subject_types_supported":                        []string{"public"},
+		"id_token_signing_alg_values_supported":          []string{p.cfg.Keys.Algorithm()},
+		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post", "none"},
+		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":     []string{"client_secret_basic", "client_secret_post", "none"},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"claims_supported":                               []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "preferred_username", "email", "email_verified"},
+		"claims_parameter_supported":                     false,
+		"request_parameter_supported":                    false,
+		"request_uri_parameter_supported":                false,
+		"authorization_response_iss_parameter_supported": false,
+		"frontchannel_logout_supported":                  false,
+		"backchannel_logout_supported":                   false,
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("render discovery: %w", err)
+	}
+	return b, nil
+}
+
+// serveDiscovery and serveJWKS write pre-rendered bytes: these are the most
+// requested documents and need no per-request work.
+func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	writeCachedJSON(w, r, p.discovery, "public, max-age=3600")
+}
+
+func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	// Short max-age: a rotation must reach relying parties quickly.
+	writeCachedJSON(w, r, p.cfg.Keys.JWKS(), "public, max-age=60")
+}
+
+func writeCachedJSON(w http.ResponseWriter, r *http.Request, body []byte, cacheControl string) {
+	sum := sha256.Sum256(body)
+	etag := fmt.Sprintf(`"%x"`, sum[:12])
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", cacheControl)
+	h.Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	_, _ = w.Write(body)
+}
+
+// VerifyAccessToken checks a bearer access token (for the admin API).
+func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*TokenInfo, error) {
+	_, ar, err := p.f.IntrospectToken(ctx, token, fosite.AccessToken, newSession())
+	if err != nil {
+		return nil, fmt.Errorf("verify access token: %w", err)
+	}
+	info := &TokenInfo{
+		ClientID: ar.GetClient().GetID(),
+		Subject:  ar.GetSession().GetSubject(),
+		Scopes:   ar.GetGrantedScopes(),
+	}
+	info.ExpiresAt = ar.GetSession().GetExpiresAt(fosite.AccessToken)
+	return info, nil
+}
+
+// localPath is the authorize URL to come back to after login.
+func authorizePath(form url.Values) string {
+	return "/oauth2/auth?" + form.Encode()
+}
+
+func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }

@@ -1,0 +1,374 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portcullis/portcullis/admin"
+	"github.com/portcullis/portcullis/authn"
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/hashing"
+	"github.com/portcullis/portcullis/oauth"
+	"github.com/portcullis/portcullis/storage"
+	"github.com/portcullis/portcullis/templates"
+)
+
+// Options are what a caller (the CLI, a test) supplies besides the config.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock; tests move it. Defaults to time.Now.
+	Now func() time.Time
+	// KeyReloadInterval is how often signing keys are re-read so rotations
+	// made by another instance take effect (default 2s).
+	KeyReloadInterval time.Duration
+}
+
+// Server is one Portcullis instance.
+type Server struct {
+	cfg      *config.Config
+	logger   *slog.Logger
+	now      func() time.Time
+	store    *storage.Store
+	keys     *oauth.KeyManager
+	provider *oauth.Provider
+	metrics  *Metrics
+	handler  http.Handler
+	reload   time.Duration
+}
+
+// OpenStore opens (and, unless disabled, migrates) the configured database
+// with the system secrets resolved. The CLI uses it directly.
+func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (*storage.Store, []string, error) {
+	secrets, err := SystemSecrets(cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	box, err := storage.NewSecretBox(secrets)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Database.Driver() == config.DriverSQLite {
+		if dir := filepath.Dir(cfg.Database.SQLitePath()); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, nil, fmt.Errorf("database.url: create directory %s: %w", dir, err)
+			}
+		}
+	}
+	store, err := storage.Open(ctx, cfg.Database.URL, storage.Options{
+		MaxOpenConns: cfg.Database.MaxOpenConns,
+		Box:          box,
+		Now:          now,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Database.AutoMigrateEnabled() {
+		n, err := store.Migrate(ctx)
+		if err != nil {
+			_ = store.Close()
+			return nil, nil, err
+		}
+		if n > 0 {
+			logger.Info("applied database migrations", "count", n)
+		}
+	}
+	return store, secrets, nil
+}
+
+// SystemSecrets returns the configured system secrets, newest first. With
+// SQLite and none configured, one is generated on first start into a 0600
+// file beside the database, so a single-machine install needs no setup; with
+// PostgreSQL one must be configured so every instance agrees.
+func SystemSecrets(cfg *config.Config, logger *slog.Logger) ([]string, error) {
+	if len(cfg.Secrets.System) > 0 {
+		return cfg.Secrets.System, nil
+	}
+	path := cfg.SecretFilePath()
+	if path == "" {
+		return nil, errors.New("secrets.system: required with PostgreSQL (set it in the config file or PORTCULLIS_SECRETS_SYSTEM)")
+	}
+	b, err := os.ReadFile(path)
+	if err == nil {
+		s := strings.TrimSpace(string(b))
+		if len(s) < 32 {
+			return nil, fmt.Errorf("secrets.file: %s holds fewer than 32 characters", path)
+		}
+		return []string{s}, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("secrets.file: read %s: %w", path, err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, fmt.Errorf("generate system secret: %w", err)
+	}
+	secret := base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("secrets.file: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Another process won the race to create it; use theirs.
+		return SystemSecrets(cfg, logger)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secrets.file: create %s: %w", path, err)
+	}
+	if _, err := f.WriteString(secret + "\n"); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("secrets.file: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("secrets.file: write %s: %w", path, err)
+	}
+	logger.Warn("generated a system secret; keep this file safe and back it up with the database", "path", path)
+	return []string{secret}, nil
+}
+
+// New builds a server from cfg: opens the database, loads keys, composes
+// the provider and the handler. It does not listen; see Serve.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.KeyReloadInterval <= 0 {
+		opts.KeyReloadInterval = 2 * time.Second
+	}
+	logger := opts.Logger
+	store, secrets, err := OpenStore(ctx, cfg, logger, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: logger, now: opts.Now, store: store, metrics: NewMetrics(), reload: opts.KeyReloadInterval}
+	if err := s.build(ctx, secrets); err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) build(ctx context.Context, secrets []string) error {
+	cfg := s.cfg
+	issuer, err := url.Parse(cfg.Server.Issuer)
+	if err != nil {
+		return fmt.Errorf("server.issuer: %w", err)
+	}
+	secure := issuer.Scheme == "https"
+	origin := issuer.Scheme + "://" + issuer.Host
+
+	keys, err := oauth.NewKeyManager(ctx, s.store, cfg.Keys.Algorithm, s.logger, s.now)
+	if err != nil {
+		return err
+	}
+	s.keys = keys
+	tmpl, err := templates.New()
+	if err != nil {
+		return err
+	}
+	clientIP, err := NewClientIP(cfg.Server.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("server.trusted_proxies: %w", err)
+	}
+	csrfKey, err := storage.DeriveKey(secrets[0], "portcullis/csrf/v1", 32)
+	if err != nil {
+		return err
+	}
+	hasher := hashing.Argon2{Memory: cfg.Hashing.MemoryKiB, Iterations: cfg.Hashing.Iterations, Parallelism: cfg.Hashing.Parallelism}
+	csrf := authn.NewCSRF(csrfKey, secure, origin)
+	sessions := authn.NewSessions(s.store, s.store, authn.SessionConfig{
+		CookieName: cfg.Session.CookieName,
+		Browser:    cfg.Session.Cookie.Browser,
+		Lifetime:   sessionLifetime(cfg.Session.Cookie),
+		Secure:     secure,
+		ClientIP:   func(r *http.Request) string { return clientIP.From(r).String() },
+	}, s.now)
+	pipeline := authn.NewPipeline(s.store, hasher, s.logger)
+
+	s.provider, err = oauth.New(oauth.Config{
+		Issuer:               cfg.Server.Issuer,
+		AccessTokenTTL:       cfg.Token.AccessTokenTTL.Duration,
+		RefreshTokenTTL:      cfg.Token.RefreshTokenTTL.Duration,
+		IDTokenTTL:           cfg.Token.IDTokenTTL.Duration,
+		AuthorizationCodeTTL: cfg.Token.AuthorizationCodeTTL.Duration,
+		DefaultTokenFormat:   cfg.Token.Format,
+		SystemSecrets:        secrets,
+		Store:                s.store,
+		Keys:                 keys,
+		Browser:              browserSessions{sessions},
+		CSRF:                 csrf,
+		Templates:            tmpl,
+		Metrics:              s.metrics,
+		Logger:               s.logger,
+		Now:                  s.now,
+	})
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	s.provider.Register(mux)
+	login := authn.NewLoginHandler(pipeline, sessions, csrf, tmpl, s.logger)
+	mux.Handle("GET /login", login)
+	mux.Handle("POST /login", login)
+	mux.Handle("GET /static/", tmpl.Static())
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		page := templates.IndexPage{}
+		if id, err := sessions.Current(r); err == nil && id != nil {
+			page.Username = id.User.Username
+		}
+		tmpl.Render(w, http.StatusOK, "index.html", page)
+	})
+	mux.Handle("/admin/", admin.New(admin.Config{Store: s.store, Tokens: s.provider, Hasher: hasher, Logger: s.logger}))
+	mux.HandleFunc("GET /health/alive", func(w http.ResponseWriter, r *http.Request) {
+		writeHealth(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.store.Ping(ctx); err != nil {
+			s.logger.WarnContext(ctx, "readiness check failed", "err", err)
+			writeHealth(w, http.StatusServiceUnavailable, "database unavailable")
+			return
+		}
+		writeHealth(w, http.StatusOK, "ok")
+	})
+	mux.Handle("GET /metrics", s.metrics.Handler())
+
+	var h http.Handler = mux
+	h = SecurityHeaders(secure)(h)
+	h = Recoverer(s.logger)(h)
+	h = s.metrics.Middleware(h)
+	h = AccessLog(s.logger)(h)
+	h = clientIP.Middleware(h)
+	h = RequestID(h)
+	s.handler = h
+	return nil
+}
+
+func sessionLifetime(c config.CookieLifetime) time.Duration {
+	if c.Browser || c.Duration <= 0 {
+		// A browser-session cookie still needs a server-side bound.
+		return 24 * time.Hour
+	}
+	return c.Duration
+}
+
+func writeHealth(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "{\"status\":%q}\n", msg)
+}
+
+// browserSessions adapts authn's sessions to what oauth asks of them.
+type browserSessions struct{ s *authn.Sessions }
+
+func (b browserSessions) Current(r *http.Request) (*storage.User, *storage.BrowserSession, error) {
+	id, err := b.s.Current(r)
+	if err != nil || id == nil {
+		return nil, nil, err
+	}
+	return id.User, id.Session, nil
+}
+
+func (b browserSessions) End(w http.ResponseWriter, r *http.Request) error { return b.s.End(w, r) }
+
+// Handler is the whole server as one http.Handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Store is the server's storage (tests and the CLI use it).
+func (s *Server) Store() *storage.Store { return s.store }
+
+// Keys is the server's signing key manager.
+func (s *Server) Keys() *oauth.KeyManager { return s.keys }
+
+// Close releases the database.
+func (s *Server) Close() error { return s.store.Close() }
+
+// Background runs the periodic jobs (key reload, expired-token cleanup)
+// until ctx ends.
+func (s *Server) Background(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.keys.Watch(ctx, s.reload) }()
+	go func() { defer wg.Done(); s.sweepTokens(ctx, 10*time.Minute) }()
+	wg.Wait()
+}
+
+func (s *Server) sweepTokens(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// A day's grace keeps used refresh tokens around long enough to
+			// recognise their reuse after they expire.
+			n, err := s.store.DeleteExpiredTokens(ctx, s.now().Add(-24*time.Hour))
+			if err != nil && ctx.Err() == nil {
+				s.logger.Warn("delete expired tokens", "err", err)
+			} else if n > 0 {
+				s.logger.Info("deleted expired tokens", "count", n)
+			}
+		}
+	}
+}
+
+// Serve answers on ln until ctx ends, then shuts down gracefully within the
+// configured timeout.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	bgCtx, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	go s.Background(bgCtx)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.logger.Info("listening", "addr", ln.Addr().String(), "issuer", s.cfg.Server.Issuer, "database", s.store.Dialect())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.logger.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.Duration)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// ListenAndServe listens on the configured address and serves.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("server.listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}

@@ -1,0 +1,158 @@
+// Package templates owns the HTML pages Portcullis renders (login, consent,
+// errors, sign-out, the index page) and the static assets they link. Both are
+// embedded in the binary so a deployment is one file.
+//
+// Pages must work under the server's Content-Security-Policy, which allows
+// neither inline styles nor inline scripts: style lives in static/style.css
+// and the pages need no JavaScript. A test enforces this.
+//
+// It imports nothing from the project; the server mounts Static at /static/.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+)
+
+//go:embed layout.html login.html consent.html error.html logged_out.html index.html
+var pageFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// layoutFile is not a page of its own: every page is executed through it.
+const layoutFile = "layout.html"
+
+// LoginPage is the data of "login.html".
+type LoginPage struct {
+	Error     string
+	Username  string
+	ReturnTo  string
+	CSRFToken string
+}
+
+// Param is one authorization request parameter carried through the consent
+// form as a hidden input.
+type Param struct {
+	Name, Value string
+}
+
+// ConsentPage is the data of "consent.html".
+type ConsentPage struct {
+	ClientID   string
+	ClientName string
+	Username   string
+	Scopes     []string
+	CSRFToken  string
+	Params     []Param
+}
+
+// ErrorPage is the data of "error.html".
+type ErrorPage struct {
+	Title     string
+	Message   string
+	RequestID string
+}
+
+// LoggedOutPage is the data of "logged_out.html".
+type LoggedOutPage struct{}
+
+// IndexPage is the data of "index.html". Username is empty when nobody is
+// signed in.
+type IndexPage struct {
+	Username string
+}
+
+// Renderer executes the embedded pages. It is safe for concurrent use.
+type Renderer struct {
+	pages  map[string]*template.Template
+	static fs.FS
+}
+
+// New parses every page once, each combined with the shared layout, so a
+// broken template fails start-up rather than a request.
+func New() (*Renderer, error) {
+	layout, err := template.ParseFS(pageFS, layoutFile)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", layoutFile, err)
+	}
+	names, err := fs.Glob(pageFS, "*.html")
+	if err != nil {
+		return nil, fmt.Errorf("list templates: %w", err)
+	}
+	pages := make(map[string]*template.Template, len(names))
+	for _, name := range names {
+		if name == layoutFile {
+			continue
+		}
+		t, err := layout.Clone()
+		if err != nil {
+			return nil, fmt.Errorf("clone layout for %s: %w", name, err)
+		}
+		if _, err := t.ParseFS(pageFS, name); err != nil {
+			return nil, fmt.Errorf("parse %s: %w", name, err)
+		}
+		pages[name] = t
+	}
+	static, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return nil, fmt.Errorf("open static assets: %w", err)
+	}
+	return &Renderer{pages: pages, static: static}, nil
+}
+
+// Render writes page name with data and the given status. The page is
+// rendered into a buffer first: a template error must become a clean 500, not
+// a 200 with half a page after it.
+func (r *Renderer) Render(w http.ResponseWriter, status int, name string, data any) {
+	t, ok := r.pages[name]
+	if !ok {
+		slog.Error("render page: unknown template", slog.String("template", name))
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, layoutFile, data); err != nil {
+		slog.Error("render page", slog.String("template", name), slog.Any("error", err))
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	// Pages carry CSRF tokens and personal data; no cache may keep them.
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = buf.WriteTo(w)
+}
+
+// Static serves the embedded assets. It expects the full request path
+// (/static/style.css), so mount it without stripping the prefix:
+//
+//	mux.Handle("GET /static/", renderer.Static())
+//
+// Directories are not listed.
+func (r *Renderer) Static() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		name, ok := strings.CutPrefix(path.Clean(req.URL.Path), "/static/")
+		if !ok || !fs.ValidPath(name) {
+			http.NotFound(w, req)
+			return
+		}
+		st, err := fs.Stat(r.static, name)
+		if err != nil || st.IsDir() {
+			http.NotFound(w, req)
+			return
+		}
+		// Asset names carry no content hash, so a short lifetime keeps a
+		// deploy from being masked by stale caches for long.
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		http.ServeFileFS(w, req, r.static, name)
+	})
+}

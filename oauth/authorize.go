@@ -201,7 +201,7 @@ func (p *Provider) userSession(u *storage.User, bs *storage.BrowserSession, clie
 func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 {
-		p.cfg.Logger.ErrorContext(r.Context(), "authorize", "err", err, "debug", rfc.DebugField)
+		p.cfg.Logger.ErrorContext(r.Context(), "authorize", "err", err.Error(), "debug", rfc.DebugField)
 	}
 	if ar == nil || !ar.IsRedirectURIValid() {
 		msg := rfc.DescriptionField

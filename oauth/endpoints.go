@@ -144,7 +144,7 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := p.cfg.Browser.End(w, r); err != nil {
-		p.cfg.Logger.ErrorContext(r.Context(), "end browser session", "err", err)
+		p.cfg.Logger.ErrorContext(r.Context(), "end browser session", "err", err.Error())
 		p.errorPage(w, r, http.StatusInternalServerError, "Sign-out failed", "Try again.")
 		return
 	}

@@ -90,7 +90,6 @@ type Config struct {
 type Provider struct {
 	cfg       Config
 	f         fosite.OAuth2Provider
-	fc        *fosite.Config
 	discovery []byte
 }
 
@@ -146,11 +145,16 @@ func New(cfg Config) (*Provider, error) {
 		now:        cfg.Now,
 	}
 	strategy.jwt.HMACSHAStrategy = strategy
-	f := compose.Compose(fc, cfg.Store, &compose.CommonStrategy{
+	// compose.Compose would hand the handlers the bare *fosite.Config; they
+	// get the clock-aware one instead, so the same loop is written here.
+	cc := &clockedConfig{Config: fc, now: cfg.Now}
+	strategies := &compose.CommonStrategy{
 		CoreStrategy:               strategy,
-		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: signer, Config: fc},
+		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: signer, Config: cc},
 		Signer:                     signer,
-	},
+	}
+	f := fosite.NewOAuth2Provider(cfg.Store, cc)
+	for _, factory := range []compose.Factory{
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
@@ -159,8 +163,22 @@ func New(cfg Config) (*Provider, error) {
 		compose.OAuth2PKCEFactory,
 		compose.OpenIDConnectExplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
-	)
-	p := &Provider{cfg: cfg, f: f, fc: fc}
+	} {
+		h := factory(cc, cfg.Store, strategies)
+		if ah, ok := h.(fosite.AuthorizeEndpointHandler); ok {
+			fc.AuthorizeEndpointHandlers.Append(ah)
+		}
+		if th, ok := h.(fosite.TokenEndpointHandler); ok {
+			fc.TokenEndpointHandlers.Append(th)
+		}
+		if ti, ok := h.(fosite.TokenIntrospector); ok {
+			fc.TokenIntrospectionHandlers.Append(ti)
+		}
+		if rh, ok := h.(fosite.RevocationHandler); ok {
+			fc.RevocationHandlers.Append(rh)
+		}
+	}
+	p := &Provider{cfg: cfg, f: f}
 	var err error
 	if p.discovery, err = p.renderDiscovery(); err != nil {
 		return nil, err
@@ -272,3 +290,40 @@ func authorizePath(form url.Values) string {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+// clockedConfig makes fosite's expiry stamps follow the injected clock.
+// fosite computes an expiry as time.Now() plus the lifespan; adding the
+// injected clock's offset from the wall clock turns that into now() plus
+// the lifespan. In production the clock is the wall clock and the offset
+// is zero.
+type clockedConfig struct {
+	*fosite.Config
+	now func() time.Time
+}
+
+func (c *clockedConfig) skew(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d // fosite's "no expiry" (-1) stays as it is
+	}
+	off := time.Until(c.now())
+	if off > -time.Second && off < time.Second {
+		return d
+	}
+	return d + off
+}
+
+func (c *clockedConfig) GetAccessTokenLifespan(ctx context.Context) time.Duration {
+	return c.skew(c.Config.GetAccessTokenLifespan(ctx))
+}
+
+func (c *clockedConfig) GetRefreshTokenLifespan(ctx context.Context) time.Duration {
+	return c.skew(c.Config.GetRefreshTokenLifespan(ctx))
+}
+
+func (c *clockedConfig) GetAuthorizeCodeLifespan(ctx context.Context) time.Duration {
+	return c.skew(c.Config.GetAuthorizeCodeLifespan(ctx))
+}
+
+func (c *clockedConfig) GetIDTokenLifespan(ctx context.Context) time.Duration {
+	return c.skew(c.Config.GetIDTokenLifespan(ctx))
+}

@@ -13,8 +13,12 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	session := newSession()
-	ar, err := p.f.NewAccessRequest(ctx, r, session)
 	grant := r.PostFormValue("grant_type")
+	if grant != "" && !supportedGrant(grant) {
+		p.tokenError(w, r, nil, grant, fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", grant))
+		return
+	}
+	ar, err := p.f.NewAccessRequest(ctx, r, session)
 	if err != nil {
 		p.tokenError(w, r, ar, grant, err)
 		return
@@ -48,9 +52,12 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 // invalid_grant.
 func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, grant string, err error) {
 	ctx := r.Context()
-	if errors.Is(err, storage.ErrAlreadyUsed) && ar != nil {
+	// fosite reports a code consumed between its two reads as
+	// ErrInvalidatedAuthorizeCode; our conditional update as ErrAlreadyUsed.
+	replay := errors.Is(err, storage.ErrAlreadyUsed) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode)
+	if replay && ar != nil && ar.GetID() != "" {
 		if rerr := p.cfg.Store.RevokeFamily(ctx, ar.GetID()); rerr != nil {
-			p.cfg.Logger.ErrorContext(ctx, "revoke replayed grant", "err", rerr, "request_id", ar.GetID())
+			p.cfg.Logger.ErrorContext(ctx, "revoke replayed grant", "err", rerr.Error(), "request_id", ar.GetID())
 		}
 		hint := "The authorization code has already been used."
 		if grant == "refresh_token" {
@@ -61,10 +68,18 @@ func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 {
-		p.cfg.Logger.ErrorContext(ctx, "token endpoint", "err", err, "debug", rfc.DebugField)
+		p.cfg.Logger.ErrorContext(ctx, "token endpoint", "err", err.Error(), "debug", rfc.DebugField)
 	}
 	if p.cfg.Metrics != nil {
 		p.cfg.Metrics.TokenFailed(grant, rfc.ErrorField)
 	}
 	p.f.WriteAccessError(ctx, w, ar, err)
+}
+
+func supportedGrant(g string) bool {
+	switch g {
+	case "authorization_code", "refresh_token", "client_credentials":
+		return true
+	}
+	return false
 }

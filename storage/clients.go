@@ -151,3 +151,7 @@ func nilToEmpty(lists ...*[]string) {
 		}
 	}
 }
+
+// GetAccessTokenFormat says which access token format the client asked for:
+// "opaque", "jwt", or "" for the server default.
+func (c *Client) GetAccessTokenFormat() string { return c.AccessTokenFormat }

@@ -54,16 +54,18 @@ func (s *Store) RevokeSigningKeys(ctx context.Context, keep string, at time.Time
 		Updates(map[string]any{"revoked_at": at.UTC(), "retired_at": at.UTC()}).Error)
 }
 
-// SigningKeysVersion is a cheap fingerprint of the key set (count and newest
-// change) so instances can notice a rotation made elsewhere.
+// SigningKeysVersion is a cheap fingerprint of the key set (counts and newest
+// change) so instances can notice a rotation made elsewhere. The retired and
+// revoked counts matter: a rotation stamped with the same instant as the
+// previous one leaves every MAX unchanged.
 func (s *Store) SigningKeysVersion(ctx context.Context) (string, error) {
-	var n int64
+	var n, nRetired, nRevoked int64
 	var created, retired, revoked sql.NullString
 	err := s.conn(ctx).Model(&SigningKey{}).
-		Select("COUNT(*), MAX(created_at), MAX(retired_at), MAX(revoked_at)").
-		Row().Scan(&n, &created, &retired, &revoked)
+		Select("COUNT(*), COUNT(retired_at), COUNT(revoked_at), MAX(created_at), MAX(retired_at), MAX(revoked_at)").
+		Row().Scan(&n, &nRetired, &nRevoked, &created, &retired, &revoked)
 	if err != nil {
 		return "", mapErr("signing keys version", err)
 	}
-	return fmt.Sprintf("%d|%s|%s|%s", n, created.String, retired.String, revoked.String), nil
+	return fmt.Sprintf("%d|%d|%d|%s|%s|%s", n, nRetired, nRevoked, created.String, retired.String, revoked.String), nil
 }

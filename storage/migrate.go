@@ -2,8 +2,10 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
@@ -16,7 +18,7 @@ var migrations embed.FS
 // Migrate applies every pending migration. It is idempotent and safe to run
 // from several instances at once on PostgreSQL (goose takes a session lock).
 func (s *Store) Migrate(ctx context.Context) (applied int, err error) {
-	p, err := s.migrator()
+	p, err := s.migrator(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -29,7 +31,7 @@ func (s *Store) Migrate(ctx context.Context) (applied int, err error) {
 
 // MigrationVersion reports the schema version the database is at.
 func (s *Store) MigrationVersion(ctx context.Context) (int64, error) {
-	p, err := s.migrator()
+	p, err := s.migrator(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -40,12 +42,22 @@ func (s *Store) MigrationVersion(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
-func (s *Store) migrator() (*goose.Provider, error) {
+func (s *Store) migrator(ctx context.Context) (*goose.Provider, error) {
 	dialect := goose.DialectSQLite3
 	opts := []goose.ProviderOption{}
 	if s.dialect == DialectPostgres {
 		dialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker()
+		// The lock guards one schema's migrations. goose's default lock id
+		// is one per database, so stores in different schemas (parallel
+		// test packages, deployments sharing a database) would wait on each
+		// other, in goose's 5-second retry steps.
+		var schema sql.NullString
+		if err := s.sqlDB.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+			return nil, fmt.Errorf("migration lock: %w", err)
+		}
+		h := fnv.New64a()
+		h.Write([]byte("portcullis/migrations/" + schema.String))
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64())))
 		if err != nil {
 			return nil, fmt.Errorf("migration lock: %w", err)
 		}

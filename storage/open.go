@@ -213,8 +213,14 @@ func (s *Store) Rollback(ctx context.Context) error {
 }
 
 // InTx runs fn in one transaction: committed when fn returns nil, rolled back
-// otherwise.
+// otherwise. Inside a transaction already (BeginTX, an outer InTx) fn joins
+// it and the caller commits or rolls back: a second transaction would commit
+// independently of the caller's, and on SQLite wait for the write lock the
+// caller holds until the busy timeout.
 func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return fn(ctx)
+	}
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		return fn(context.WithValue(ctx, txKey{}, tx))
 	})

@@ -55,7 +55,7 @@ type keySet struct {
 	version string
 	signer  *josev3.JSONWebKey // private; the key fosite signs with
 	public  map[string]jose.JSONWebKey
-	jwks    []byte // pre-rendered JWKS document
+	jwks    cachedDoc // pre-rendered JWKS document
 }
 
 // NewKeyManager loads the keys, generating a first one (or a new one when
@@ -161,9 +161,11 @@ func (m *KeyManager) Reload(ctx context.Context) error {
 	if doc.Keys == nil {
 		doc.Keys = []jose.JSONWebKey{}
 	}
-	if set.jwks, err = json.Marshal(doc); err != nil {
+	body, err := json.Marshal(doc)
+	if err != nil {
 		return fmt.Errorf("render jwks: %w", err)
 	}
+	set.jwks = newCachedDoc(body)
 	m.set.Store(set)
 	return nil
 }
@@ -194,7 +196,9 @@ func (m *KeyManager) SigningKey(context.Context) (interface{}, error) {
 }
 
 // JWKS returns the pre-rendered public key set.
-func (m *KeyManager) JWKS() []byte { return m.set.Load().jwks }
+func (m *KeyManager) JWKS() []byte { return m.set.Load().jwks.body }
+
+func (m *KeyManager) jwks() cachedDoc { return m.set.Load().jwks }
 
 // PublicKey returns the published key with this kid.
 func (m *KeyManager) PublicKey(kid string) (jose.JSONWebKey, bool) {

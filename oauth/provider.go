@@ -90,7 +90,7 @@ type Config struct {
 type Provider struct {
 	cfg       Config
 	f         fosite.OAuth2Provider
-	discovery []byte
+	discovery cachedDoc
 }
 
 // New composes fosite with Portcullis's storage, strategies and keys.
@@ -179,10 +179,11 @@ func New(cfg Config) (*Provider, error) {
 		}
 	}
 	p := &Provider{cfg: cfg, f: f}
-	var err error
-	if p.discovery, err = p.renderDiscovery(); err != nil {
+	body, err := p.renderDiscovery()
+	if err != nil {
 		return nil, err
 	}
+	p.discovery = newCachedDoc(body)
 	return p, nil
 }
 
@@ -244,29 +245,38 @@ func (p *Provider) renderDiscovery() ([]byte, error) {
 	return b, nil
 }
 
-// serveDiscovery and serveJWKS write pre-rendered bytes: these are the most
-// requested documents and need no per-request work.
+// serveDiscovery and serveJWKS write pre-rendered bytes with a precomputed
+// ETag: these are the most requested documents and need no per-request work.
 func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request) {
-	writeCachedJSON(w, r, p.discovery, "public, max-age=3600")
+	p.discovery.serve(w, r, "public, max-age=3600")
 }
 
 func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	// Short max-age: a rotation must reach relying parties quickly.
-	writeCachedJSON(w, r, p.cfg.Keys.JWKS(), "public, max-age=60")
+	p.cfg.Keys.jwks().serve(w, r, "public, max-age=60")
 }
 
-func writeCachedJSON(w http.ResponseWriter, r *http.Request, body []byte, cacheControl string) {
+// cachedDoc is a rendered JSON document and its ETag.
+type cachedDoc struct {
+	body []byte
+	etag string
+}
+
+func newCachedDoc(body []byte) cachedDoc {
 	sum := sha256.Sum256(body)
-	etag := fmt.Sprintf(`"%x"`, sum[:12])
+	return cachedDoc{body: body, etag: fmt.Sprintf(`"%x"`, sum[:12])}
+}
+
+func (d cachedDoc) serve(w http.ResponseWriter, r *http.Request, cacheControl string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", cacheControl)
-	h.Set("ETag", etag)
-	if r.Header.Get("If-None-Match") == etag {
+	h.Set("ETag", d.etag)
+	if r.Header.Get("If-None-Match") == d.etag {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	_, _ = w.Write(body)
+	_, _ = w.Write(d.body)
 }
 
 // VerifyAccessToken checks a bearer access token (for the admin API).

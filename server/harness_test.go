@@ -45,7 +45,7 @@ const testSecret = "test-system-secret-0123456789abcdef-0123456789"
 
 // instance is one in-process Portcullis on a real listener.
 type instance struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *server.Server
 	ts     *httptest.Server
 	issuer string
@@ -68,7 +68,7 @@ func testConfig(dbURL string) *config.Config {
 }
 
 // start runs a server for dbURL on a fresh loopback listener.
-func start(t *testing.T, dbURL string, clock *testClock, mutate ...func(*config.Config)) *instance {
+func start(t testing.TB, dbURL string, clock *testClock, mutate ...func(*config.Config)) *instance {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(http.NotFoundHandler())
 	issuer := "http://" + ts.Listener.Addr().String()
@@ -100,7 +100,7 @@ func (in *instance) stop() {
 	_ = in.srv.Close()
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -141,7 +141,7 @@ func (in *instance) createUser(spec authn.UserSpec) string {
 // browser is a cookie-keeping HTTP client that stops at the first redirect
 // leaving the server, as a real browser hands the callback to the app.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	c      *http.Client
 	issuer string
 }
@@ -182,7 +182,7 @@ func (b *browser) postForm(u string, form url.Values) (*http.Response, string) {
 	return resp, readBody(b.t, resp)
 }
 
-func readBody(t *testing.T, resp *http.Response) string {
+func readBody(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -97,6 +97,7 @@ func (s *Store) ListClients(ctx context.Context, after string, limit int) ([]Cli
 
 // DeleteClient removes a client and, by cascade, its tokens and consents.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	defer s.clients.forget(id)
 	res := s.conn(ctx).Where("id = ?", id).Delete(&Client{})
 	if res.Error != nil {
 		return mapErr("delete client "+id, res.Error)
@@ -107,9 +108,10 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return nil
 }
 
-// GetClient implements fosite.ClientManager.
+// GetClient implements fosite.ClientManager. It reads through the client
+// cache (see Options.ClientCacheTTL).
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := s.Client(ctx, id)
+	c, err := s.cachedClient(ctx, id)
 	if err != nil {
 		return nil, fositeErr(err)
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -69,36 +70,46 @@ func nonNil(a []string) []string {
 // getToken loads a stored request and hydrates session from it. It returns
 // the request even when the row is inactive, with active=false, because
 // fosite needs the request to revoke what a replayed token issued.
+//
+// This is the hottest read (every introspection, userinfo and admin call),
+// so it bypasses gorm's reflection with one hand-written query.
 func (s *Store) getToken(ctx context.Context, kind, signature string, session fosite.Session) (*fosite.Request, bool, error) {
-	var row tokenRow
-	if err := s.conn(ctx).Where("kind = ? AND signature = ?", kind, signature).Take(&row).Error; err != nil {
-		return nil, false, fositeErr(mapErr("get "+kind, err))
+	var (
+		requestID, clientID, form                      string
+		scopes, granted, audience, grantedAud, payload []byte
+		active                                         bool
+		requestedAt                                    time.Time
+	)
+	err := s.conn(ctx).Statement.ConnPool.QueryRowContext(ctx, s.tokenQuery, kind, signature).
+		Scan(&requestID, &clientID, &active, &requestedAt, &scopes, &granted, &audience, &grantedAud, &form, &payload)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, fositeErr(fmt.Errorf("get %s: %w", kind, ErrNotFound))
 	}
-	client, err := s.Client(ctx, row.ClientID)
+	if err != nil {
+		return nil, false, fmt.Errorf("get %s: %w", kind, err)
+	}
+	client, err := s.cachedClient(ctx, clientID)
 	if err != nil {
 		return nil, false, fositeErr(err)
 	}
-	if session != nil && len(row.Session) > 0 {
-		if err := json.Unmarshal(row.Session, session); err != nil {
+	req := &fosite.Request{ID: requestID, RequestedAt: requestedAt.UTC(), Client: client, Session: session}
+	for _, f := range []struct {
+		raw []byte
+		dst *fosite.Arguments
+	}{{scopes, &req.RequestedScope}, {granted, &req.GrantedScope}, {audience, &req.RequestedAudience}, {grantedAud, &req.GrantedAudience}} {
+		if err := json.Unmarshal(f.raw, f.dst); err != nil {
+			return nil, false, fmt.Errorf("get %s: decode scopes: %w", kind, err)
+		}
+	}
+	if session != nil && len(payload) > 0 {
+		if err := json.Unmarshal(payload, session); err != nil {
 			return nil, false, fmt.Errorf("get %s: decode session: %w", kind, err)
 		}
 	}
-	form, err := url.ParseQuery(row.Form)
-	if err != nil {
+	if req.Form, err = url.ParseQuery(form); err != nil {
 		return nil, false, fmt.Errorf("get %s: decode form: %w", kind, err)
 	}
-	req := &fosite.Request{
-		ID:                row.RequestID,
-		RequestedAt:       row.RequestedAt,
-		Client:            client,
-		RequestedScope:    row.Scopes,
-		GrantedScope:      row.GrantedScopes,
-		RequestedAudience: row.Audience,
-		GrantedAudience:   row.GrantedAudience,
-		Form:              form,
-		Session:           session,
-	}
-	return req, row.Active, nil
+	return req, active, nil
 }
 
 func (s *Store) deleteToken(ctx context.Context, kind, signature string) error {

@@ -25,6 +25,9 @@ type Options struct {
 	Box *SecretBox
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
+	// ClientCacheTTL bounds how long a client read from the database is
+	// reused (default 1s; negative disables the cache).
+	ClientCacheTTL time.Duration
 }
 
 // Store is the gorm-backed implementation of every storage interface
@@ -35,6 +38,9 @@ type Store struct {
 	dialect string
 	box     *SecretBox
 	now     func() time.Time
+	clients *clientCache
+	// tokenQuery is getToken's statement in the dialect's placeholder style.
+	tokenQuery string
 }
 
 // Dialects.
@@ -52,6 +58,9 @@ func Open(ctx context.Context, dbURL string, opts Options) (*Store, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.ClientCacheTTL == 0 {
+		opts.ClientCacheTTL = time.Second
 	}
 	var (
 		dialector gorm.Dialector
@@ -94,7 +103,8 @@ func Open(ctx context.Context, dbURL string, opts Options) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s: %w", dialect, err)
 	}
-	return &Store{db: db, sqlDB: sqlDB, dialect: dialect, box: opts.Box, now: opts.Now}, nil
+	return &Store{db: db, sqlDB: sqlDB, dialect: dialect, box: opts.Box, now: opts.Now,
+		clients: newClientCache(opts.ClientCacheTTL, opts.Now), tokenQuery: tokenQuery(dialect)}, nil
 }
 
 // sqliteDSN adds the pragmas that make SQLite behave under concurrent
@@ -224,4 +234,13 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		return fn(context.WithValue(ctx, txKey{}, tx))
 	})
+}
+
+func tokenQuery(dialect string) string {
+	q := "SELECT request_id, client_id, active, requested_at, scopes, granted_scopes, audience, granted_audience, form, session " +
+		"FROM oauth_tokens WHERE kind = ? AND signature = ?"
+	if dialect == DialectPostgres {
+		q = strings.Replace(strings.Replace(q, "?", "$1", 1), "?", "$2", 1)
+	}
+	return q
 }

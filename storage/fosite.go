@@ -52,6 +52,9 @@ func (s *Store) createToken(ctx context.Context, kind, signature, accessSignatur
 	}
 	if sess := req.GetSession(); sess != nil {
 		row.Subject = sess.GetSubject()
+		if b, ok := sess.(interface{ GetBrowserSessionID() string }); ok {
+			row.SessionID = b.GetBrowserSessionID()
+		}
 	}
 	if !exp.IsZero() {
 		e := exp.UTC()
@@ -298,4 +301,34 @@ func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) err
 func (s *Store) DeleteExpiredTokens(ctx context.Context, cutoff time.Time) (int64, error) {
 	res := s.conn(ctx).Where("expires_at IS NOT NULL AND expires_at < ?", cutoff.UTC()).Delete(&tokenRow{})
 	return res.RowsAffected, mapErr("delete expired tokens", res.Error)
+}
+
+// TokenFilter selects access and refresh tokens to revoke. Empty fields
+// match everything; an all-empty filter revokes every token.
+type TokenFilter struct {
+	ClientID  string
+	Subject   string
+	SessionID string
+	// IssuedBefore, when set, limits the match to tokens issued before it.
+	IssuedBefore time.Time
+}
+
+// RevokeTokens deactivates every access and refresh token matching f and
+// reports how many it deactivated.
+func (s *Store) RevokeTokens(ctx context.Context, f TokenFilter) (int64, error) {
+	q := s.conn(ctx).Model(&tokenRow{}).Where("kind IN ? AND active = ?", []string{kindAccess, kindRefresh}, true)
+	if f.ClientID != "" {
+		q = q.Where("client_id = ?", f.ClientID)
+	}
+	if f.Subject != "" {
+		q = q.Where("subject = ?", f.Subject)
+	}
+	if f.SessionID != "" {
+		q = q.Where("session_id = ?", f.SessionID)
+	}
+	if !f.IssuedBefore.IsZero() {
+		q = q.Where("created_at < ?", f.IssuedBefore.UTC())
+	}
+	res := q.Update("active", false)
+	return res.RowsAffected, mapErr("revoke tokens", res.Error)
 }

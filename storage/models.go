@@ -96,6 +96,7 @@ type tokenRow struct {
 	RequestID       string     `gorm:"column:request_id"`
 	ClientID        string     `gorm:"column:client_id"`
 	Subject         string     `gorm:"column:subject"`
+	SessionID       string     `gorm:"column:session_id"`
 	Active          bool       `gorm:"column:active"`
 	RequestedAt     time.Time  `gorm:"column:requested_at"`
 	ExpiresAt       *time.Time `gorm:"column:expires_at"`

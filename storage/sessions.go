@@ -65,3 +65,56 @@ func (s *Store) GrantConsent(ctx context.Context, userID, clientID string, scope
 		return mapErr("grant consent", s.conn(ctx).Save(existing).Error)
 	})
 }
+
+// UserBrowserSessions lists a user's live sessions, oldest first.
+func (s *Store) UserBrowserSessions(ctx context.Context, userID string) ([]BrowserSession, error) {
+	var out []BrowserSession
+	err := s.conn(ctx).Where("user_id = ? AND expires_at > ?", userID, s.now().UTC()).
+		Order("created_at, id").Find(&out).Error
+	return out, mapErr("list browser sessions", err)
+}
+
+// EndBrowserSession deletes one session and revokes the tokens issued under
+// it, atomically. It reports whether the session existed.
+func (s *Store) EndBrowserSession(ctx context.Context, id string) (bool, error) {
+	var found bool
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		res := s.conn(ctx).Where("id = ?", id).Delete(&BrowserSession{})
+		if res.Error != nil {
+			return mapErr("end browser session", res.Error)
+		}
+		found = res.RowsAffected > 0
+		_, err := s.RevokeTokens(ctx, TokenFilter{SessionID: id})
+		return err
+	})
+	return found, err
+}
+
+// EndUserSessions ends every session of a user except keep (which may be
+// empty) and revokes every token of the user not issued under keep — also
+// those whose session already expired. It returns the ids of the sessions
+// ended.
+func (s *Store) EndUserSessions(ctx context.Context, userID, keep string) ([]string, error) {
+	var ended []string
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		db := s.conn(ctx)
+		q := db.Model(&BrowserSession{}).Where("user_id = ?", userID)
+		if keep != "" {
+			q = q.Where("id <> ?", keep)
+		}
+		if err := q.Pluck("id", &ended).Error; err != nil {
+			return mapErr("end user sessions", err)
+		}
+		if len(ended) > 0 {
+			if err := db.Where("id IN ?", ended).Delete(&BrowserSession{}).Error; err != nil {
+				return mapErr("end user sessions", err)
+			}
+		}
+		tokens := db.Model(&tokenRow{}).Where("subject = ? AND kind IN ? AND active = ?", userID, []string{kindAccess, kindRefresh}, true)
+		if keep != "" {
+			tokens = tokens.Where("session_id <> ?", keep)
+		}
+		return mapErr("end user sessions", tokens.Update("active", false).Error)
+	})
+	return ended, err
+}

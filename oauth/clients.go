@@ -166,6 +166,10 @@ func checkRedirectURI(raw string) string {
 	if !u.IsAbs() || (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
 		return "must be an absolute URL"
 	}
+	switch strings.ToLower(u.Scheme) {
+	case "javascript", "data", "vbscript", "file", "blob", "about":
+		return "must not use the " + u.Scheme + ": scheme"
+	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return "must not contain a fragment"
 	}

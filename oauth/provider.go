@@ -134,7 +134,7 @@ func New(cfg Config) (*Provider, error) {
 		MinParameterEntropy:            fosite.MinParameterEntropy,
 		RefreshTokenScopes:             []string{"offline_access", "offline"},
 	}
-	signer := &jwt.DefaultSigner{GetPrivateKey: cfg.Keys.SigningKey}
+	signer := newKeySigner(cfg.Keys)
 	hmacStrategy := &hmac.HMACStrategy{Config: fc}
 	strategy := &tokenStrategy{
 		hmac:       hmacStrategy,

@@ -3,9 +3,12 @@ package config
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/policies"
 )
 
 // Config is the whole runtime configuration. Each field is one [section] of
@@ -17,9 +20,11 @@ type Config struct {
 	Secrets  Secrets  `toml:"secrets"`
 	Hashing  Hashing  `toml:"hashing"`
 	Keys     Keys     `toml:"keys"`
-	Token    Token    `toml:"token"`
-	Session  Session  `toml:"session"`
-	Log      Log      `toml:"log"`
+	// Token and Session hold the policy keys that config.toml sets; the
+	// effective global policy layers what admins set on top (see Policy).
+	Token   policies.Token `toml:"token"`
+	Session Session        `toml:"session"`
+	Log     Log            `toml:"log"`
 }
 
 // Server configures the HTTP listener and the issuer identity.
@@ -74,21 +79,12 @@ type Keys struct {
 	Algorithm string `toml:"algorithm"`
 }
 
-// Token configures token lifetimes and formats.
-type Token struct {
-	AccessTokenTTL       Duration `toml:"access_token_ttl"`
-	RefreshTokenTTL      Duration `toml:"refresh_token_ttl"`
-	IDTokenTTL           Duration `toml:"id_token_ttl"`
-	AuthorizationCodeTTL Duration `toml:"authorization_code_ttl"`
-	// Format is the access-token format for clients that do not choose one:
-	// "opaque" or "jwt".
-	Format string `toml:"format"`
-}
-
-// Session configures the browser login session.
+// Session is the [session] table: the session policy's keys, inline, plus
+// the cookie's name, which is deployment wiring rather than policy and so
+// cannot be changed through the admin API.
 type Session struct {
-	Cookie     CookieLifetime `toml:"cookie"`
-	CookieName string         `toml:"cookie_name"`
+	policies.Session `toml:",inline"`
+	CookieName       string `toml:"cookie_name"`
 }
 
 // Log configures logging.
@@ -104,9 +100,8 @@ const (
 )
 
 const (
-	sqliteScheme       = "sqlite://"
-	defaultSecretFile  = "portcullis.secret"
-	browserLifetimeStr = "browser"
+	sqliteScheme      = "sqlite://"
+	defaultSecretFile = "portcullis.secret"
 )
 
 // Default returns a Config with every key set to its default. It is what the
@@ -114,6 +109,10 @@ const (
 // the working directory, listening on loopback only.
 func Default() *Config {
 	autoMigrate := true
+	// The policy keys take their defaults from the policy engine, so that
+	// config.toml, the admin API and per-application snapshots start from
+	// the same values.
+	policy := policies.Defaults()
 	return &Config{
 		Server: Server{
 			Listen:          "127.0.0.1:8080",
@@ -136,20 +135,22 @@ func Default() *Config {
 			Iterations:  2,
 			Parallelism: 1,
 		},
-		Keys: Keys{Algorithm: "ES256"},
-		Token: Token{
-			AccessTokenTTL:       Duration{15 * time.Minute},
-			RefreshTokenTTL:      Duration{168 * time.Hour},
-			IDTokenTTL:           Duration{time.Hour},
-			AuthorizationCodeTTL: Duration{10 * time.Minute},
-			Format:               "opaque",
-		},
+		Keys:  Keys{Algorithm: "ES256"},
+		Token: policy.Token,
 		Session: Session{
-			Cookie:     CookieLifetime{Duration: 336 * time.Hour},
+			Session:    policy.Session,
 			CookieName: "portcullis_session",
 		},
 		Log: Log{Level: "info", Format: "json"},
 	}
+}
+
+// Policy is the policy the configuration gives: the base the admins'
+// overlay is applied to. It shares no memory with c.
+func (c *Config) Policy() policies.Policy {
+	p := policies.Policy{Token: c.Token, Session: c.Session.Session}
+	p.Session.ReauthFor = slices.Clone(p.Session.ReauthFor)
+	return p
 }
 
 // Driver reports "sqlite" or "postgres" according to the URL scheme, or ""
@@ -218,50 +219,6 @@ func (d Duration) MarshalText() ([]byte, error) {
 
 // String is the same short form as MarshalText.
 func (d Duration) String() string { return formatDuration(d.Duration) }
-
-func (Duration) wantedValue() string { return `a duration string such as "15m"` }
-
-// CookieLifetime is how long the session cookie lives: either until the
-// browser closes (Browser) or for a fixed positive Duration.
-type CookieLifetime struct {
-	Browser  bool
-	Duration time.Duration
-}
-
-// UnmarshalText accepts "browser" or a positive Go duration string.
-func (c *CookieLifetime) UnmarshalText(text []byte) error {
-	s := string(text)
-	if s == browserLifetimeStr {
-		*c = CookieLifetime{Browser: true}
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("invalid cookie lifetime %q: want \"browser\" or a Go duration such as \"336h\"", s)
-	}
-	if v <= 0 {
-		return fmt.Errorf("invalid cookie lifetime %q: must be positive", s)
-	}
-	*c = CookieLifetime{Duration: v}
-	return nil
-}
-
-// MarshalText writes "browser" or the short duration form.
-func (c CookieLifetime) MarshalText() ([]byte, error) {
-	return []byte(c.String()), nil
-}
-
-// String is the same text as MarshalText.
-func (c CookieLifetime) String() string {
-	if c.Browser {
-		return browserLifetimeStr
-	}
-	return formatDuration(c.Duration)
-}
-
-func (CookieLifetime) wantedValue() string {
-	return `"browser" or a duration string such as "336h"`
-}
 
 // formatDuration drops the zero minutes and seconds time.Duration.String
 // appends, so messages and marshalled files read like the input did.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/policies"
 )
 
 // writeFile writes a TOML document to a temporary file and returns its path.
@@ -193,6 +195,42 @@ func TestLoadFileErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "unknown key in the admin table",
+			toml: "[token.admin]\nacces_token_ttl = \"5m\"\n",
+			want: map[string]string{"token.admin.acces_token_ttl": "unknown key"},
+		},
+		{
+			name: "admin given a value",
+			toml: "[token]\nadmin = \"5m\"\n",
+			want: map[string]string{"token.admin": "must be a table, not a string"},
+		},
+		{
+			name: "policy types",
+			toml: "[token.admin]\nidle_timeout = 60\n[session]\nmax_concurrent = \"3\"\nreauth_for = [\"password_change\", 1]\ncookie = 1\n",
+			want: map[string]string{
+				"token.admin.idle_timeout": "must be a duration string",
+				"session.max_concurrent":   "must be an integer",
+				"session.reauth_for[1]":    "must be a string",
+				"session.cookie":           `must be "browser" or a duration string`,
+			},
+		},
+		{
+			// Defaults fill refresh_token_ttl, so a window alone is both.
+			name: "refresh window without clearing the ttl",
+			toml: "[token]\nrefresh_window = \"1h\"\n",
+			want: map[string]string{"token.refresh_window": "not both"},
+		},
+		{
+			name: "policy rules reported with their paths",
+			toml: "[token]\nformat = \"paseto\"\n[token.admin]\nrefresh_token_ttl = \"1m\"\n[session]\non_limit = \"drop\"\nreauth_for = [\"password_change\", \"x\"]\n",
+			want: map[string]string{
+				"token.format":                  "opaque",
+				"token.admin.refresh_token_ttl": "must exceed",
+				"session.on_limit":              "evict_oldest",
+				"session.reauth_for[1]":         `got "x"`,
+			},
+		},
+		{
 			name: "quoted key keeps an unambiguous path",
 			toml: "[server]\n\"a.b\" = 1\n",
 			want: map[string]string{`server."a.b"`: "unknown key"},
@@ -247,12 +285,17 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		{"zero iterations", func(c *Config) { c.Hashing.Iterations = 0 }, "hashing.iterations", "1 to 100"},
 		{"too parallel", func(c *Config) { c.Hashing.Parallelism = 65 }, "hashing.parallelism", "1 to 64"},
 		{"unknown algorithm", func(c *Config) { c.Keys.Algorithm = "HS256" }, "keys.algorithm", "ES256"},
-		{"negative access ttl", func(c *Config) { c.Token.AccessTokenTTL = Duration{-time.Minute} }, "token.access_token_ttl", "positive"},
-		{"zero id ttl", func(c *Config) { c.Token.IDTokenTTL = Duration{} }, "token.id_token_ttl", "positive"},
-		{"zero code ttl", func(c *Config) { c.Token.AuthorizationCodeTTL = Duration{} }, "token.authorization_code_ttl", "positive"},
-		{"refresh not longer than access", func(c *Config) { c.Token.RefreshTokenTTL = Duration{15 * time.Minute} }, "token.refresh_token_ttl", "must exceed"},
+		{"negative access ttl", func(c *Config) { c.Token.AccessTokenTTL = policies.Duration(-time.Minute) }, "token.access_token_ttl", "positive"},
+		{"zero id ttl", func(c *Config) { c.Token.IDTokenTTL = 0 }, "token.id_token_ttl", "positive"},
+		{"zero code ttl", func(c *Config) { c.Token.AuthorizationCodeTTL = 0 }, "token.authorization_code_ttl", "positive"},
+		{"refresh not longer than access", func(c *Config) { c.Token.RefreshTokenTTL = policies.Duration(15 * time.Minute) }, "token.refresh_token_ttl", "must exceed"},
+		{"both refresh modes", func(c *Config) { c.Token.RefreshWindow = policies.Duration(time.Hour) }, "token.refresh_window", "not both"},
+		{"admin refresh not longer than access", func(c *Config) { c.Token.Admin.RefreshTokenTTL = policies.Duration(time.Minute) }, "token.admin.refresh_token_ttl", "must exceed"},
+		{"negative max concurrent", func(c *Config) { c.Session.MaxConcurrent = -1 }, "session.max_concurrent", "negative"},
+		{"unknown on_limit", func(c *Config) { c.Session.OnLimit = "drop" }, "session.on_limit", "evict_oldest"},
+		{"unknown reauth action", func(c *Config) { c.Session.ReauthFor = []string{"password_change", "x"} }, "session.reauth_for[1]", "password_change"},
 		{"unknown token format", func(c *Config) { c.Token.Format = "paseto" }, "token.format", "opaque"},
-		{"zero cookie lifetime", func(c *Config) { c.Session.Cookie = CookieLifetime{} }, "session.cookie", "browser"},
+		{"zero cookie lifetime", func(c *Config) { c.Session.Cookie = policies.CookieLifetime{} }, "session.cookie", "browser"},
 		{"cookie name with space", func(c *Config) { c.Session.CookieName = "my session" }, "session.cookie_name", "cookie name"},
 		{"empty cookie name", func(c *Config) { c.Session.CookieName = "" }, "session.cookie_name", "cookie name"},
 		{"unknown level", func(c *Config) { c.Log.Level = "trace" }, "log.level", "debug"},
@@ -270,7 +313,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		c := Default()
 		c.Server.Issuer = "http://id.example.com"
 		c.Hashing.Iterations = 0
-		c.Token.AccessTokenTTL = Duration{}
+		c.Token.AccessTokenTTL = 0
 		c.Log.Format = "xml"
 		c.Secrets.System = []string{"short"}
 		err := c.Validate()
@@ -352,7 +395,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"string with equals sign", []string{"PORTCULLIS_DATABASE_URL=sqlite://a=b.db"},
 			func(c *Config) bool { return c.Database.URL == "sqlite://a=b.db" }},
 		{"duration beats file", []string{"PORTCULLIS_TOKEN_ACCESS_TOKEN_TTL=2m"},
-			func(c *Config) bool { return c.Token.AccessTokenTTL.Duration == 2*time.Minute }},
+			func(c *Config) bool { return c.Token.AccessTokenTTL == policies.Duration(2*time.Minute) }},
 		{"int", []string{"PORTCULLIS_DATABASE_MAX_OPEN_CONNS=4"},
 			func(c *Config) bool { return c.Database.MaxOpenConns == 4 }},
 		{"uint32", []string{"PORTCULLIS_HASHING_MEMORY_KIB=65536"},
@@ -366,7 +409,27 @@ func TestEnvOverrides(t *testing.T) {
 		{"empty list", []string{"PORTCULLIS_SERVER_TRUSTED_PROXIES="},
 			func(c *Config) bool { return c.Server.TrustedProxies != nil && len(c.Server.TrustedProxies) == 0 }},
 		{"browser cookie", []string{"PORTCULLIS_SESSION_COOKIE=browser"},
-			func(c *Config) bool { return c.Session.Cookie == CookieLifetime{Browser: true} }},
+			func(c *Config) bool { return c.Session.Cookie == policies.CookieLifetime{Browser: true} }},
+		{"admin table", []string{"PORTCULLIS_TOKEN_ADMIN_ACCESS_TOKEN_TTL=2m", "PORTCULLIS_TOKEN_ADMIN_IDLE_TIMEOUT=30m"},
+			func(c *Config) bool {
+				return c.Token.Admin == policies.AdminToken{AccessTokenTTL: policies.Duration(2 * time.Minute), IdleTimeout: policies.Duration(30 * time.Minute)}
+			}},
+		{"refresh window instead of ttl", []string{"PORTCULLIS_TOKEN_REFRESH_TOKEN_TTL=0s", "PORTCULLIS_TOKEN_REFRESH_WINDOW=24h"},
+			func(c *Config) bool {
+				return c.Token.RefreshTokenTTL == 0 && c.Token.RefreshWindow == policies.Duration(24*time.Hour)
+			}},
+		{"session limits", []string{"PORTCULLIS_SESSION_MAX_CONCURRENT=3", "PORTCULLIS_SESSION_ON_LIMIT=reject"},
+			func(c *Config) bool {
+				return c.Session.MaxConcurrent == 3 && c.Session.OnLimit == policies.OnLimitReject
+			}},
+		{"policy bool", []string{"PORTCULLIS_SESSION_INVALIDATE_ON_PASSWORD_CHANGE=false", "PORTCULLIS_TOKEN_REVOKE_ON_CHANGE=true"},
+			func(c *Config) bool { return !c.Session.InvalidateOnPasswordChange && c.Token.RevokeOnChange }},
+		{"reauth list", []string{"PORTCULLIS_SESSION_REAUTH_FOR=email_change, mfa_enrollment", "PORTCULLIS_SESSION_REAUTH_MAX_AGE=10m"},
+			func(c *Config) bool {
+				return slices.Equal(c.Session.ReauthFor, []string{"email_change", "mfa_enrollment"}) && c.Session.ReauthMaxAge == policies.Duration(10*time.Minute)
+			}},
+		{"empty reauth list", []string{"PORTCULLIS_SESSION_REAUTH_FOR="},
+			func(c *Config) bool { return c.Session.ReauthFor != nil && len(c.Session.ReauthFor) == 0 }},
 		{"config path and foreign vars ignored", []string{"PORTCULLIS_CONFIG=/etc/p.toml", "PORTCULLISX=1", "HOME=/"},
 			func(c *Config) bool { return c.Server.Listen == "127.0.0.1:9000" }},
 	}
@@ -428,6 +491,20 @@ func TestEnvNamesDerivedFromTags(t *testing.T) {
 		"server.trusted_proxies":  "PORTCULLIS_SERVER_TRUSTED_PROXIES",
 		"session.cookie_name":     "PORTCULLIS_SESSION_COOKIE_NAME",
 		"token.refresh_token_ttl": "PORTCULLIS_TOKEN_REFRESH_TOKEN_TTL",
+		"token.refresh_window":    "PORTCULLIS_TOKEN_REFRESH_WINDOW",
+		"token.revoke_on_change":  "PORTCULLIS_TOKEN_REVOKE_ON_CHANGE",
+
+		"token.admin.access_token_ttl":          "PORTCULLIS_TOKEN_ADMIN_ACCESS_TOKEN_TTL",
+		"token.admin.refresh_token_ttl":         "PORTCULLIS_TOKEN_ADMIN_REFRESH_TOKEN_TTL",
+		"token.admin.idle_timeout":              "PORTCULLIS_TOKEN_ADMIN_IDLE_TIMEOUT",
+		"session.cookie":                        "PORTCULLIS_SESSION_COOKIE",
+		"session.max_concurrent":                "PORTCULLIS_SESSION_MAX_CONCURRENT",
+		"session.on_limit":                      "PORTCULLIS_SESSION_ON_LIMIT",
+		"session.absolute_timeout":              "PORTCULLIS_SESSION_ABSOLUTE_TIMEOUT",
+		"session.idle_timeout":                  "PORTCULLIS_SESSION_IDLE_TIMEOUT",
+		"session.invalidate_on_password_change": "PORTCULLIS_SESSION_INVALIDATE_ON_PASSWORD_CHANGE",
+		"session.reauth_max_age":                "PORTCULLIS_SESSION_REAUTH_MAX_AGE",
+		"session.reauth_for":                    "PORTCULLIS_SESSION_REAUTH_FOR",
 	} {
 		if got[key] != env {
 			t.Errorf("%s maps to %q, want %q", key, got[key], env)
@@ -438,49 +515,44 @@ func TestEnvNamesDerivedFromTags(t *testing.T) {
 func TestCookieLifetime(t *testing.T) {
 	tests := []struct {
 		in      string
-		want    CookieLifetime
-		wantErr bool
+		want    policies.CookieLifetime
+		wantErr string
 	}{
-		{in: "browser", want: CookieLifetime{Browser: true}},
-		{in: "336h", want: CookieLifetime{Duration: 336 * time.Hour}},
-		{in: "90m", want: CookieLifetime{Duration: 90 * time.Minute}},
-		{in: "0s", wantErr: true},
-		{in: "-1h", wantErr: true},
-		{in: "Browser", wantErr: true},
-		{in: "", wantErr: true},
+		{in: "browser", want: policies.CookieLifetime{Browser: true}},
+		{in: "336h", want: policies.CookieLifetime{Duration: policies.Duration(336 * time.Hour)}},
+		{in: "90m", want: policies.CookieLifetime{Duration: policies.Duration(90 * time.Minute)}},
+		{in: "0s", wantErr: "positive"},
+		{in: "-1h", wantErr: "positive"},
+		{in: "Browser", wantErr: `invalid cookie lifetime "Browser"`},
+		{in: "", wantErr: "invalid cookie lifetime"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			var got CookieLifetime
-			err := got.UnmarshalText([]byte(tt.in))
-			if tt.wantErr {
-				if err == nil {
-					t.Errorf("UnmarshalText(%q) = %+v, want error", tt.in, got)
+			for _, src := range []struct {
+				name string
+				load func() (*Config, error)
+			}{
+				{"file", func() (*Config, error) { return Load(writeFile(t, "[session]\ncookie = \""+tt.in+"\"\n"), nil) }},
+				{"env", func() (*Config, error) { return Load("", []string{"PORTCULLIS_SESSION_COOKIE=" + tt.in}) }},
+			} {
+				c, err := src.load()
+				if tt.wantErr != "" {
+					checkFields(t, err, map[string]string{"session.cookie": tt.wantErr})
+					continue
 				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("UnmarshalText(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
-			}
-			text, err := got.MarshalText()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var back CookieLifetime
-			if err := back.UnmarshalText(text); err != nil || back != got {
-				t.Errorf("round trip via %q = %+v, %v", text, back, err)
+				if err != nil {
+					t.Fatalf("%s: Load: %v", src.name, err)
+				}
+				if c.Session.Cookie != tt.want {
+					t.Errorf("%s: cookie = %+v, want %+v", src.name, c.Session.Cookie, tt.want)
+				}
 			}
 		})
 	}
 
-	t.Run("browser from file", func(t *testing.T) {
-		c, err := Load(writeFile(t, "[session]\ncookie = \"browser\"\n"), nil)
-		if err != nil {
-			t.Fatalf("Load: %v", err)
-		}
-		if !c.Session.Cookie.Browser || c.Session.Cookie.String() != "browser" {
-			t.Errorf("cookie = %+v, want browser", c.Session.Cookie)
-		}
+	t.Run("number", func(t *testing.T) {
+		checkFields(t, mustFail(Load(writeFile(t, "[session]\ncookie = 3600\n"), nil)),
+			map[string]string{"session.cookie": `must be "browser" or a duration string such as "336h", not an integer`})
 	})
 }
 
@@ -569,9 +641,16 @@ func TestWarnings(t *testing.T) {
 		want   []string
 	}{
 		{"defaults", func(*Config) {}, nil},
-		{"code ttl at limit", func(c *Config) { c.Token.AuthorizationCodeTTL = Duration{10 * time.Minute} }, nil},
-		{"long code ttl", func(c *Config) { c.Token.AuthorizationCodeTTL = Duration{15 * time.Minute} },
-			[]string{"token.authorization_code_ttl: 15m exceeds the recommended maximum of 10m"}},
+		{"code ttl at limit", func(c *Config) { c.Token.AuthorizationCodeTTL = policies.Duration(10 * time.Minute) }, nil},
+		{"long code ttl", func(c *Config) { c.Token.AuthorizationCodeTTL = policies.Duration(15 * time.Minute) },
+			[]string{"token.authorization_code_ttl: 15m exceeds the recommended maximum of 10m: RFC 6749 recommends at most 10 minutes (fosite's 15m default is too long)"}},
+		{"policy warnings", func(c *Config) {
+			c.Token.AccessTokenTTL = policies.Duration(30 * time.Second)
+			c.Session.IdleTimeout = policies.Duration(time.Minute)
+		}, []string{
+			"session.idle_timeout: 1m is shorter than the recommended minimum of 5m; 30m to 24h is typical",
+			"token.access_token_ttl: 30s is outside the recommended range of 5m to 1h",
+		}},
 		{"low memory", func(c *Config) { c.Hashing.MemoryKiB = 8192 },
 			[]string{"hashing.memory_kib: 8192 is below the recommended minimum of 19456"}},
 		{"secrets.file with postgres", func(c *Config) {
@@ -598,4 +677,82 @@ func TestWarnings(t *testing.T) {
 			t.Errorf("Warnings() = %q, want one", c.Warnings())
 		}
 	})
+}
+
+func TestPolicyFromFile(t *testing.T) {
+	const file = `
+[token]
+access_token_ttl = "5m"
+refresh_token_ttl = "0s"
+refresh_window = "24h"
+refresh_reuse_grace = "2s"
+format = "jwt"
+revoke_on_change = true
+
+[token.admin]
+access_token_ttl = "2m"
+refresh_token_ttl = "1h"
+idle_timeout = "15m"
+
+[session]
+absolute_timeout = "720h"
+idle_timeout = "1h"
+max_concurrent = 5
+on_limit = "reject"
+cookie = "browser"
+cookie_name = "sid"
+invalidate_on_password_change = false
+reauth_max_age = "10m"
+reauth_for = ["email_change"]
+`
+	c, err := Load(writeFile(t, file), nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	dur := func(s string) policies.Duration {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return policies.Duration(v)
+	}
+	want := policies.Policy{
+		Token: policies.Token{
+			AccessTokenTTL:       dur("5m"),
+			IDTokenTTL:           dur("1h"),
+			AuthorizationCodeTTL: dur("10m"),
+			RefreshWindow:        dur("24h"),
+			RefreshReuseGrace:    dur("2s"),
+			Format:               policies.FormatJWT,
+			RevokeOnChange:       true,
+			Admin:                policies.AdminToken{AccessTokenTTL: dur("2m"), RefreshTokenTTL: dur("1h"), IdleTimeout: dur("15m")},
+		},
+		Session: policies.Session{
+			AbsoluteTimeout: dur("720h"),
+			IdleTimeout:     dur("1h"),
+			MaxConcurrent:   5,
+			OnLimit:         policies.OnLimitReject,
+			Cookie:          policies.CookieLifetime{Browser: true},
+			ReauthMaxAge:    dur("10m"),
+			ReauthFor:       []string{policies.ActionEmailChange},
+		},
+	}
+	if got := c.Policy(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Policy() =\n%s\nwant\n%s", got.Canonical(), want.Canonical())
+	}
+	if c.Session.CookieName != "sid" {
+		t.Errorf("cookie_name = %q, want sid", c.Session.CookieName)
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	c := Default()
+	if got := c.Policy(); !reflect.DeepEqual(got, policies.Defaults()) {
+		t.Errorf("Default().Policy() =\n%s\nwant policies.Defaults()\n%s", got.Canonical(), policies.Defaults().Canonical())
+	}
+	p := c.Policy()
+	p.Session.ReauthFor[0] = "changed"
+	if c.Session.ReauthFor[0] != policies.ActionPasswordChange {
+		t.Error("Policy() shares reauth_for with the Config")
+	}
 }

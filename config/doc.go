@@ -19,6 +19,8 @@
 // The checked-in config.toml at the repository root documents every key with
 // its default value; a test keeps it equal to Default.
 //
-// The package imports nothing from the rest of the project, so any package
-// may depend on it.
+// The [token] and [session] tables are the policy engine's own types
+// (policies.Token, policies.Session), checked by the policy's Validate, so the
+// file and the admin API accept the same keys under the same rules. The
+// package imports only policies and fielderr from the project.
 package config

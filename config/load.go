@@ -7,12 +7,15 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	toml "github.com/pelletier/go-toml/v2"
+
+	"github.com/portcullis/portcullis/policies"
 )
 
 const (
@@ -103,6 +106,13 @@ func collectLeaves(t reflect.Type, path []string, index []int, out *[]leaf) erro
 		if !f.IsExported() {
 			continue
 		}
+		idx := append(append([]int(nil), index...), i)
+		if isInline(f) {
+			if err := collectLeaves(f.Type, path, idx, out); err != nil {
+				return err
+			}
+			continue
+		}
 		name := tomlName(f)
 		if name == "-" {
 			continue
@@ -111,7 +121,6 @@ func collectLeaves(t reflect.Type, path []string, index []int, out *[]leaf) erro
 			return fmt.Errorf("field %s.%s has no toml tag", t.Name(), f.Name)
 		}
 		p := append(append([]string(nil), path...), name)
-		idx := append(append([]int(nil), index...), i)
 		if isSection(f.Type) {
 			if err := collectLeaves(f.Type, p, idx, out); err != nil {
 				return err
@@ -133,8 +142,39 @@ func tomlName(f reflect.StructField) string {
 	return name
 }
 
+// isInline reports whether f is an embedded struct tagged `toml:",inline"`,
+// whose keys belong to the enclosing table. That is how a section extends a
+// type owned elsewhere (config.Session adds cookie_name to the session
+// policy) without a nested table.
+func isInline(f reflect.StructField) bool {
+	name, opts, _ := strings.Cut(f.Tag.Get("toml"), ",")
+	return f.Anonymous && name == "" && isSection(f.Type) && slices.Contains(strings.Split(opts, ","), "inline")
+}
+
+// tableFields maps the key names of the struct type t to their field index
+// paths, looking through inline fields.
+func tableFields(t reflect.Type) map[string][]int {
+	fields := make(map[string][]int, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if isInline(f) {
+			for name, sub := range tableFields(f.Type) {
+				fields[name] = append([]int{i}, sub...)
+			}
+			continue
+		}
+		if name := tomlName(f); name != "" && name != "-" {
+			fields[name] = []int{i}
+		}
+	}
+	return fields
+}
+
 // isText reports whether values of t are written as a single string that t
-// parses itself (Duration, CookieLifetime).
+// parses itself (durations, the cookie lifetime).
 func isText(t reflect.Type) bool {
 	return reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]())
 }
@@ -179,13 +219,7 @@ func decodeFile(root reflect.Value, path string, set map[string]bool, p *problem
 
 // matchTable assigns the keys of table to the fields of the struct dst.
 func matchTable(dst reflect.Value, table map[string]any, prefix string, set map[string]bool, p *problems) {
-	fields := make(map[string]int, dst.NumField())
-	for i := range dst.NumField() {
-		f := dst.Type().Field(i)
-		if name := tomlName(f); f.IsExported() && name != "" && name != "-" {
-			fields[name] = i
-		}
-	}
+	fields := tableFields(dst.Type())
 	names := make([]string, 0, len(table))
 	for k := range table {
 		names = append(names, k)
@@ -194,12 +228,12 @@ func matchTable(dst reflect.Value, table map[string]any, prefix string, set map[
 	for _, name := range names {
 		key := joinKey(prefix, name)
 		raw := table[name]
-		i, ok := fields[name]
+		idx, ok := fields[name]
 		if !ok {
 			p.add(key, "unknown key")
 			continue
 		}
-		fv := dst.Field(i)
+		fv := dst.FieldByIndex(idx)
 		if isSection(fv.Type()) {
 			sub, ok := raw.(map[string]any)
 			if !ok {
@@ -398,10 +432,14 @@ func maxUint(t reflect.Type) uint64 {
 
 // wantedValue describes what a text-parsed type accepts, for type errors.
 func wantedValue(t reflect.Type) string {
-	if w, ok := reflect.New(t).Interface().(interface{ wantedValue() string }); ok {
-		return w.wantedValue()
+	switch reflect.New(t).Interface().(type) {
+	case *Duration, *policies.Duration:
+		return `a duration string such as "15m"`
+	case *policies.CookieLifetime:
+		return `"browser" or a duration string such as "336h"`
+	default:
+		return "a string"
 	}
-	return "a string"
 }
 
 // tomlKind names the TOML type of a value decoded into the generic map.

@@ -9,8 +9,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
+
+	"github.com/portcullis/portcullis/fielderr"
 )
 
 // Limits checked by Validate and Warnings.
@@ -24,9 +25,6 @@ const (
 	maxParallelism       = 64
 
 	maxOpenConnsLimit = 1000
-
-	// RFC 6749 section 4.1.2 recommends at most 10 minutes.
-	recommendedMaxCodeTTL = 10 * time.Minute
 )
 
 // Validate checks every key and returns an *Error listing all problems, or
@@ -38,19 +36,37 @@ func (c *Config) Validate() error {
 	c.validateSecrets(&p)
 	c.Hashing.validate(&p)
 	c.Keys.validate(&p)
-	c.Token.validate(&p)
+	c.validatePolicy(&p)
 	c.Session.validate(&p)
 	c.Log.validate(&p)
 	return p.err()
+}
+
+// validatePolicy reports the [token] and [session] problems through the
+// policy engine's own Validate, so that config.toml and the admin API judge
+// the same keys by one set of rules and name them the same way.
+func (c *Config) validatePolicy(p *problems) {
+	_, err := c.Policy().Validate()
+	if err == nil {
+		return
+	}
+	fe, ok := fielderr.As(err)
+	if !ok {
+		p.add("", "validate policy: %v", err)
+		return
+	}
+	for _, f := range fe.Fields {
+		*p = append(*p, FieldError{Key: f.Field, Message: f.Message})
+	}
 }
 
 // Warnings lists settings that are valid but not recommended, sorted, each
 // as "key: explanation". It is meant to be logged at start-up.
 func (c *Config) Warnings() []string {
 	var w []string
-	if ttl := c.Token.AuthorizationCodeTTL.Duration; ttl > recommendedMaxCodeTTL {
-		w = append(w, fmt.Sprintf("token.authorization_code_ttl: %s exceeds the recommended maximum of %s",
-			formatDuration(ttl), formatDuration(recommendedMaxCodeTTL)))
+	policyWarnings, _ := c.Policy().Validate()
+	for _, f := range policyWarnings {
+		w = append(w, f.Field+": "+f.Message)
 	}
 	if m := c.Hashing.MemoryKiB; m >= minMemoryKiB && m < recommendedMemoryKiB {
 		w = append(w, fmt.Sprintf("hashing.memory_kib: %d is below the recommended minimum of %d", m, recommendedMemoryKiB))
@@ -201,35 +217,9 @@ func (k Keys) validate(p *problems) {
 	}
 }
 
-func (t Token) validate(p *problems) {
-	ttls := []struct {
-		key string
-		d   time.Duration
-	}{
-		{"token.access_token_ttl", t.AccessTokenTTL.Duration},
-		{"token.refresh_token_ttl", t.RefreshTokenTTL.Duration},
-		{"token.id_token_ttl", t.IDTokenTTL.Duration},
-		{"token.authorization_code_ttl", t.AuthorizationCodeTTL.Duration},
-	}
-	for _, ttl := range ttls {
-		if ttl.d <= 0 {
-			p.add(ttl.key, "must be positive")
-		}
-	}
-	if a, r := t.AccessTokenTTL.Duration, t.RefreshTokenTTL.Duration; a > 0 && r > 0 && r <= a {
-		p.add("token.refresh_token_ttl", "must exceed token.access_token_ttl (%s), got %s", formatDuration(a), formatDuration(r))
-	}
-	switch t.Format {
-	case "opaque", "jwt":
-	default:
-		p.add("token.format", "must be \"opaque\" or \"jwt\" (got %q)", t.Format)
-	}
-}
-
+// validate checks what Session adds to the session policy; the policy's own
+// keys are checked by validatePolicy.
 func (s Session) validate(p *problems) {
-	if !s.Cookie.Browser && s.Cookie.Duration <= 0 {
-		p.add("session.cookie", "must be \"browser\" or a positive duration")
-	}
 	if !isCookieToken(s.CookieName) {
 		p.add("session.cookie_name", "must be a non-empty cookie name of letters, digits and !#$%%&'*+-.^_`|~ (got %q)", s.CookieName)
 	}

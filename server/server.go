@@ -194,7 +194,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	sessions := authn.NewSessions(s.store, s.store, authn.SessionConfig{
 		CookieName: cfg.Session.CookieName,
 		Browser:    cfg.Session.Cookie.Browser,
-		Lifetime:   sessionLifetime(cfg.Session.Cookie),
+		Lifetime:   sessionLifetime(cfg.Session),
 		Secure:     secure,
 		ClientIP:   func(r *http.Request) string { return clientIP.From(r).String() },
 	}, s.now)
@@ -202,10 +202,10 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 
 	s.provider, err = oauth.New(oauth.Config{
 		Issuer:               cfg.Server.Issuer,
-		AccessTokenTTL:       cfg.Token.AccessTokenTTL.Duration,
-		RefreshTokenTTL:      cfg.Token.RefreshTokenTTL.Duration,
-		IDTokenTTL:           cfg.Token.IDTokenTTL.Duration,
-		AuthorizationCodeTTL: cfg.Token.AuthorizationCodeTTL.Duration,
+		AccessTokenTTL:       time.Duration(cfg.Token.AccessTokenTTL),
+		RefreshTokenTTL:      time.Duration(cfg.Token.RefreshTokenTTL),
+		IDTokenTTL:           time.Duration(cfg.Token.IDTokenTTL),
+		AuthorizationCodeTTL: time.Duration(cfg.Token.AuthorizationCodeTTL),
 		DefaultTokenFormat:   cfg.Token.Format,
 		SystemSecrets:        secrets,
 		Store:                s.store,
@@ -261,12 +261,13 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	return nil
 }
 
-func sessionLifetime(c config.CookieLifetime) time.Duration {
-	if c.Browser || c.Duration <= 0 {
+func sessionLifetime(s config.Session) time.Duration {
+	maxAge, persistent := s.CookieMaxAge()
+	if !persistent || maxAge <= 0 {
 		// A browser-session cookie still needs a server-side bound.
 		return 24 * time.Hour
 	}
-	return c.Duration
+	return maxAge
 }
 
 func writeHealth(w http.ResponseWriter, status int, msg string) {

@@ -20,7 +20,8 @@ const module = "github.com/portcullis/portcullis/"
 var allowed = map[string][]string{
 	"fielderr":             {},
 	"hashing":              {},
-	"config":               {},
+	"policies":             {"fielderr"},
+	"config":               {"policies", "fielderr"},
 	"templates":            {},
 	"bench":                {},
 	"storage":              {"fielderr", "hashing"},

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/fielderr"
 	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/oauth"
@@ -32,6 +33,9 @@ type Store interface {
 	User(ctx context.Context, id string) (*storage.User, error)
 	ListUsers(ctx context.Context, after string, limit int) ([]storage.User, error)
 	DeleteUser(ctx context.Context, id string) error
+	// InTx runs fn in one transaction, so a change and its audit event
+	// are stored together or not at all.
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 var _ Store = (*storage.Store)(nil)
@@ -49,8 +53,18 @@ type Config struct {
 	// Hasher hashes passwords and chosen client secrets; the zero value
 	// means hashing.DefaultArgon2.
 	Hasher hashing.Argon2
-	// Logger receives failures and an audit line per change; nil discards.
+	// Logger receives failures and a line per change; nil discards.
 	Logger *slog.Logger
+	// Audit records each change as a security event, in the same
+	// transaction as the change (so it should write to the same database
+	// as Store), and serves GET /admin/audit. When nil, changes are only
+	// logged and GET /admin/audit is not served (404, like any unknown
+	// path).
+	Audit *audit.Recorder
+	// ClientIP returns the address recorded with audit events; the server
+	// passes its trusted-proxy resolution. Nil means the host part of
+	// RemoteAddr.
+	ClientIP func(*http.Request) string
 }
 
 // Scope is the OAuth scope an access token needs to use the admin API.
@@ -80,6 +94,8 @@ type handler struct {
 	tokens TokenVerifier
 	hasher hashing.Argon2
 	log    *slog.Logger
+	trail  *audit.Recorder
+	ip     func(*http.Request) string
 	now    func() time.Time
 	mux    *http.ServeMux
 }
@@ -96,6 +112,8 @@ func New(cfg Config) http.Handler {
 		tokens: cfg.Tokens,
 		hasher: cfg.Hasher,
 		log:    cfg.Logger,
+		trail:  cfg.Audit,
+		ip:     cfg.ClientIP,
 		now:    time.Now,
 		mux:    http.NewServeMux(),
 	}
@@ -105,14 +123,21 @@ func New(cfg Config) http.Handler {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	if h.ip == nil {
+		h.ip = remoteHost
+	}
 	for _, rt := range h.routes() {
+		if rt.handle == nil {
+			continue // a feature this server runs without
+		}
 		h.mux.Handle(rt.pattern, h.adapt(rt))
 	}
 	return h
 }
 
-// routes is the single list of what the API serves; the OpenAPI test reads
-// it to prove every route is documented.
+// routes is the single list of what the API can serve; the OpenAPI test
+// reads it to prove every route is documented. A route with a nil handle is
+// not served by this instance.
 func (h *handler) routes() []route {
 	return []route{
 		{pattern: "GET /admin/openapi.json", public: true, handle: h.openAPI},
@@ -124,6 +149,7 @@ func (h *handler) routes() []route {
 		{pattern: "GET /admin/users", handle: h.listUsers},
 		{pattern: "GET /admin/users/{id}", handle: h.getUser},
 		{pattern: "DELETE /admin/users/{id}", handle: h.deleteUser},
+		{pattern: "GET /admin/audit", handle: h.ifAudited(h.listAudit)},
 	}
 }
 
@@ -247,12 +273,6 @@ func (h *handler) openAPI(w http.ResponseWriter, _ *http.Request, _ *oauth.Token
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(openAPIDocument) // the client going away is not our error
 	return nil
-}
-
-// audit logs a change with who made it, for the operators' trail.
-func (h *handler) audit(ctx context.Context, msg string, who *oauth.TokenInfo, attrs ...slog.Attr) {
-	attrs = append(attrs, slog.String("actor_subject", who.Subject), slog.String("actor_client_id", who.ClientID))
-	h.log.LogAttrs(ctx, slog.LevelInfo, msg, attrs...)
 }
 
 // decodeJSON reads a request body holding exactly one JSON object into dst,

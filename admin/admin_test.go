@@ -91,12 +91,14 @@ func newEnv(t *testing.T) *testEnv {
 func newEnvWith(t *testing.T, s Store, store *storage.Store) *testEnv {
 	t.Helper()
 	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h := New(Config{
 		Store:  s,
 		Tokens: testTokens(),
 		// Cheap parameters keep tests fast; hashing is not under test.
 		Hasher: hashing.Argon2{Memory: 64, Iterations: 1, Parallelism: 1},
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: logger,
+		Audit:  testRecorder(s, logger),
 	})
 	return &testEnv{handler: h, store: store, logs: logs}
 }

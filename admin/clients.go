@@ -1,12 +1,13 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/oauth"
 	"github.com/portcullis/portcullis/storage"
 )
@@ -63,13 +64,15 @@ func (h *handler) createClient(w http.ResponseWriter, r *http.Request, who *oaut
 	if err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
-	if err := h.store.CreateClient(r.Context(), c); err != nil {
+	err = h.audited(r, who, audit.Event{Type: audit.TypeClientCreated, ClientID: c.ID}, func(ctx context.Context) error {
+		return h.store.CreateClient(ctx, c)
+	})
+	if err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			return conflict(err, fmt.Sprintf("a client with client_id %q already exists", c.ID))
 		}
 		return fmt.Errorf("create client: %w", err)
 	}
-	h.audit(r.Context(), "admin: client created", who, slog.String("client_id", c.ID))
 	h.writeJSON(w, r, http.StatusCreated, NewClientView(c, secret))
 	return nil
 }
@@ -100,10 +103,12 @@ func (h *handler) getClient(w http.ResponseWriter, r *http.Request, _ *oauth.Tok
 
 func (h *handler) deleteClient(w http.ResponseWriter, r *http.Request, who *oauth.TokenInfo) error {
 	id := r.PathValue("id")
-	if err := h.store.DeleteClient(r.Context(), id); err != nil {
+	err := h.audited(r, who, audit.Event{Type: audit.TypeClientDeleted, ClientID: id}, func(ctx context.Context) error {
+		return h.store.DeleteClient(ctx, id)
+	})
+	if err != nil {
 		return fmt.Errorf("delete client: %w", err)
 	}
-	h.audit(r.Context(), "admin: client deleted", who, slog.String("client_id", id))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

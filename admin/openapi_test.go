@@ -68,6 +68,7 @@ func protectedCalls() []apiCall {
 		{method: "GET", path: "/admin/users", status: 200},
 		{method: "GET", path: "/admin/users/" + seedUserID, status: 200},
 		{method: "DELETE", path: "/admin/users/" + seedUserID, status: 204},
+		{method: "GET", path: "/admin/audit", status: 200},
 	}
 }
 
@@ -140,6 +141,12 @@ func apiCalls() []apiCall {
 		{name: "delete user", method: "DELETE", path: "/admin/users/" + doomedUserID, token: adminToken,
 			status: 204, docAccepts: true},
 		{name: "delete missing user", method: "DELETE", path: missingUser, token: adminToken, status: 404, docAccepts: true},
+
+		{name: "audit events, filtered", method: "GET", token: adminToken, status: 200, docAccepts: true,
+			path: "/admin/audit?type=client.created&user_id=&client_id=gen&ip=192.0.2.1&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00.5%2B01:00&limit=2"},
+		{name: "audit events, bad cursor", method: "GET", path: "/admin/audit?cursor=not-a-cursor", token: adminToken, status: 400, docAccepts: true},
+		{name: "audit events, bad limit", method: "GET", path: "/admin/audit?limit=0", token: adminToken, status: 400},
+		{name: "audit events, bad time", method: "GET", path: "/admin/audit?from=yesterday", token: adminToken, status: 400},
 	}
 	for _, c := range protectedCalls() {
 		op := c.method + " " + c.path

@@ -1,12 +1,13 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/authn"
 	"github.com/portcullis/portcullis/oauth"
 	"github.com/portcullis/portcullis/storage"
@@ -47,7 +48,9 @@ func (h *handler) createUser(w http.ResponseWriter, r *http.Request, who *oauth.
 	if err != nil {
 		return fmt.Errorf("create user: %w", err)
 	}
-	if err := h.store.CreateUser(r.Context(), u); err != nil {
+	err = h.audited(r, who, audit.Event{Type: audit.TypeUserCreated, UserID: u.ID, Details: map[string]any{"username": u.Username}},
+		func(ctx context.Context) error { return h.store.CreateUser(ctx, u) })
+	if err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			// Ids are fresh UUIDs, so the clash is the username. Naming it
 			// enumerates nothing an admin cannot list anyway.
@@ -55,7 +58,6 @@ func (h *handler) createUser(w http.ResponseWriter, r *http.Request, who *oauth.
 		}
 		return fmt.Errorf("create user: %w", err)
 	}
-	h.audit(r.Context(), "admin: user created", who, slog.String("user_id", u.ID), slog.String("username", u.Username))
 	h.writeJSON(w, r, http.StatusCreated, NewUserView(u))
 	return nil
 }
@@ -86,10 +88,12 @@ func (h *handler) getUser(w http.ResponseWriter, r *http.Request, _ *oauth.Token
 
 func (h *handler) deleteUser(w http.ResponseWriter, r *http.Request, who *oauth.TokenInfo) error {
 	id := r.PathValue("id")
-	if err := h.store.DeleteUser(r.Context(), id); err != nil {
+	err := h.audited(r, who, audit.Event{Type: audit.TypeUserDeleted, UserID: id}, func(ctx context.Context) error {
+		return h.store.DeleteUser(ctx, id)
+	})
+	if err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
-	h.audit(r.Context(), "admin: user deleted", who, slog.String("user_id", id))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -20,6 +20,9 @@ const (
 	// loginFailedMessage is the one message for every failed sign-in: which
 	// check failed would tell an attacker whether the account exists.
 	loginFailedMessage = "Invalid username or password."
+	// tooManySessionsMessage may be specific: it is shown only after the
+	// password was verified, so it reveals nothing to a guesser.
+	tooManySessionsMessage = "You are signed in on too many devices. Sign out elsewhere and try again."
 	// requestIDHeader is set on the response by the server's request-id
 	// middleware before any handler runs; reading it here avoids importing
 	// the server package.
@@ -52,7 +55,7 @@ func (h *loginHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.submit(w, r)
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
-		h.fail(w, r, http.StatusMethodNotAllowed, "Method not allowed", "This page only accepts GET and POST.")
+		showError(h.pages, w, http.StatusMethodNotAllowed, "Method not allowed", "This page only accepts GET and POST.")
 	}
 }
 
@@ -66,15 +69,15 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if err := r.ParseForm(); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			h.fail(w, r, http.StatusRequestEntityTooLarge, "Request too large", "The form you sent is too large.")
+			showError(h.pages, w, http.StatusRequestEntityTooLarge, "Request too large", "The form you sent is too large.")
 			return
 		}
-		h.fail(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		showError(h.pages, w, http.StatusBadRequest, "Bad request", "The form could not be read.")
 		return
 	}
 	if !h.csrf.Verify(r) {
 		h.logger.WarnContext(ctx, "login form refused: CSRF check failed", slog.String("origin", r.Header.Get("Origin")))
-		h.fail(w, r, http.StatusForbidden, "Form expired",
+		showError(h.pages, w, http.StatusForbidden, "Form expired",
 			"This form has expired or was not sent from this site. Go back, reload the page and try again.")
 		return
 	}
@@ -94,24 +97,26 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := h.sessions.Start(ctx, w, r, out.User); err != nil {
+		if errors.Is(err, ErrTooManySessions) {
+			h.show(w, r, http.StatusOK, templates.LoginPage{Error: tooManySessionsMessage, Username: username, ReturnTo: returnTo})
+			return
+		}
 		h.internalError(w, r, err)
 		return
 	}
-	// 303 turns the POST into a GET; a 307 would replay the password to
-	// return_to.
-	w.Header().Set("Location", returnTo)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusSeeOther)
+	seeOther(w, returnTo)
 }
 
 func (h *loginHandler) internalError(w http.ResponseWriter, r *http.Request, err error) {
 	h.logger.ErrorContext(r.Context(), "login", slog.Any("error", err))
-	h.fail(w, r, http.StatusInternalServerError, "Something went wrong",
+	showError(h.pages, w, http.StatusInternalServerError, "Something went wrong",
 		"Signing in failed because of a problem on our side. Please try again later.")
 }
 
-func (h *loginHandler) fail(w http.ResponseWriter, r *http.Request, status int, title, message string) {
-	h.pages.Render(w, status, "error.html", templates.ErrorPage{
+// showError renders the error page, quoting the request id the server set
+// so that a person can report it.
+func showError(pages *templates.Renderer, w http.ResponseWriter, status int, title, message string) {
+	pages.Render(w, status, "error.html", templates.ErrorPage{
 		Title:     title,
 		Message:   message,
 		RequestID: w.Header().Get(requestIDHeader),

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/templates"
 )
 
@@ -21,8 +23,11 @@ const (
 var csrfInput = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
 
 type loginEnv struct {
-	st         *countingStore
-	sessions   *Sessions
+	*sessionEnv
+	alice      *storage.User
+	pipeline   *Pipeline
+	csrf       *CSRF
+	pages      *templates.Renderer
 	handler    http.Handler
 	csrfCookie string
 	sessCookie string
@@ -30,22 +35,27 @@ type loginEnv struct {
 
 func newLoginEnv(t *testing.T, secure bool) *loginEnv {
 	t.Helper()
-	clock := newManualClock()
-	st := openAuthnStore(t, clock)
-	addUser(t, st, cheapArgon2, "alice", loginPassword, false)
-	addUser(t, st, cheapArgon2, "bob", loginPassword, true)
+	return newLoginEnvWith(t, secure, cookieFor(time.Hour))
+}
+
+// newLoginEnvWith is newLoginEnv under a session policy made by edit.
+func newLoginEnvWith(t *testing.T, secure bool, edit func(*policies.Session)) *loginEnv {
+	t.Helper()
 	r, err := templates.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &loginEnv{st: st, csrfCookie: csrfCookieInsecure, sessCookie: "portcullis_session"}
+	env := &loginEnv{pages: r, csrfCookie: csrfCookieInsecure, sessCookie: "portcullis_session"}
 	if secure {
 		env.csrfCookie, env.sessCookie = csrfCookieSecure, "__Host-portcullis_session"
 	}
+	env.sessionEnv = newSessionEnv(t, SessionConfig{CookieName: env.sessCookie, Secure: secure}, edit)
+	env.alice = addUser(t, env.st, cheapArgon2, "alice", loginPassword, false)
+	addUser(t, env.st, cheapArgon2, "bob", loginPassword, true)
 	logger := slog.New(slog.DiscardHandler)
-	env.sessions = NewSessions(st, st, SessionConfig{CookieName: env.sessCookie, Lifetime: time.Hour, Secure: secure}, clock.Now)
-	csrf := NewCSRF([]byte("0123456789abcdef0123456789abcdef"), secure, loginOrigin)
-	env.handler = NewLoginHandler(NewPipeline(st, cheapArgon2, logger), env.sessions, csrf, r, logger)
+	env.csrf = NewCSRF([]byte("0123456789abcdef0123456789abcdef"), secure, loginOrigin)
+	env.pipeline = NewPipeline(env.st, cheapArgon2, logger, env.recorder)
+	env.handler = NewLoginHandler(env.pipeline, env.sessions, env.csrf, r, logger)
 	return env
 }
 
@@ -348,5 +358,44 @@ func TestLoginRequests(t *testing.T) {
 				t.Errorf("Content-Type = %q", got)
 			}
 		})
+	}
+}
+
+func TestLoginTooManySessions(t *testing.T) {
+	e := newLoginEnvWith(t, false, func(p *policies.Session) {
+		p.MaxConcurrent, p.OnLimit = 1, policies.OnLimitReject
+	})
+	ck, tok := e.form(t)
+	first := e.post(loginForm("alice", loginPassword, "/", tok), nil, ck)
+	if first.Code != http.StatusSeeOther {
+		t.Fatalf("first sign-in: status = %d", first.Code)
+	}
+	tests := []struct {
+		name     string
+		password string
+		want     string
+	}{
+		// Only the right password learns about the limit.
+		{"wrong password", "wrong password", loginFailedMessage},
+		{"right password", loginPassword, tooManySessionsMessage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Another browser: its own CSRF cookie, no session.
+			ck, tok := e.form(t)
+			rec := e.post(loginForm("alice", tt.password, "/", tok), nil, ck)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status = %d, want 200", rec.Code)
+			}
+			if !strings.Contains(rec.Body.String(), tt.want) {
+				t.Errorf("page lacks %q:\n%s", tt.want, rec.Body)
+			}
+			if sc := responseCookie(rec, e.sessCookie); sc != nil {
+				t.Errorf("refused sign-in set a session cookie: %s", sc)
+			}
+		})
+	}
+	if n := e.st.creates.Load(); n != 1 {
+		t.Errorf("%d sessions created, want 1", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"unicode/utf8"
 
+	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/storage"
 )
@@ -20,6 +21,12 @@ type Attempt struct {
 	// ClientID is the OAuth client the attempt is made for, when known; it
 	// will select the per-application policy.
 	ClientID string
+	// UserID, when set, names the account and Username is ignored: a
+	// signed-in user confirming their password before a sensitive action.
+	UserID string
+	// Action is that sensitive action (policies.ActionPasswordChange, …);
+	// empty for a sign-in. It is recorded with the outcome.
+	Action string
 }
 
 // Outcome is how an Attempt ended. Reason is machine-readable, for audit
@@ -46,10 +53,11 @@ const maxLoggedUsername = 128
 // Pipeline runs every sign-in through one ordered list of steps, so a rule
 // added as a step (lockout, captcha, MFA) applies to every way of signing in.
 type Pipeline struct {
-	users  UserStore
-	hasher hashing.Argon2
-	logger *slog.Logger
-	steps  []step
+	users    UserStore
+	hasher   hashing.Argon2
+	logger   *slog.Logger
+	recorder *audit.Recorder
+	steps    []step
 }
 
 // step is one stage of the pipeline. It settles the attempt by calling
@@ -75,12 +83,13 @@ func (st *attemptState) fail(reason string) {
 
 // NewPipeline returns the login pipeline. hasher holds the current password
 // hashing parameters: the cost of the dummy hash for unknown accounts, and
-// the target that older hashes are upgraded to.
-func NewPipeline(users UserStore, hasher hashing.Argon2, logger *slog.Logger) *Pipeline {
+// the target that older hashes are upgraded to. recorder receives a
+// login.success or login.failed event per attempt; nil records nothing.
+func NewPipeline(users UserStore, hasher hashing.Argon2, logger *slog.Logger, recorder *audit.Recorder) *Pipeline {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	p := &Pipeline{users: users, hasher: hasher, logger: logger}
+	p := &Pipeline{users: users, hasher: hasher, logger: logger, recorder: recorder}
 	// Order matters. The password is checked before the account gates so a
 	// disabled account costs the same work as any other and its state is
 	// only revealed (to the audit log) by the correct password. Rehash runs
@@ -114,7 +123,36 @@ func (p *Pipeline) PasswordLogin(ctx context.Context, a Attempt) (Outcome, error
 		level = slog.LevelWarn
 	}
 	p.logger.LogAttrs(ctx, level, "password login", append(p.logAttrs(st), slog.String("reason", out.Reason))...)
+	p.record(ctx, st, out)
 	return out, nil
+}
+
+// record writes the outcome to the audit trail. The attempt is decided by
+// then, so a failed write is logged (the recorder logs the event itself
+// too) rather than turned into a failed sign-in.
+func (p *Pipeline) record(ctx context.Context, st *attemptState, out Outcome) {
+	e := audit.Event{
+		Type: audit.TypeLoginSuccess, ClientID: st.ClientID, IP: st.IP,
+		Outcome: audit.OutcomeSuccess, Reason: out.Reason,
+		// Only what was typed as a username; never the password.
+		Details: map[string]any{"username": truncateUTF8(st.Username, maxLoggedUsername)},
+	}
+	if !out.OK {
+		e.Type, e.Outcome = audit.TypeLoginFailed, audit.OutcomeFailure
+	}
+	if st.user != nil {
+		e.UserID = st.user.ID
+		e.Details["username"] = st.user.Username
+	}
+	if st.Action != "" {
+		e.Details["action"] = st.Action
+	}
+	if out.OK {
+		e.Actor = e.UserID
+	}
+	if err := p.recorder.Record(ctx, e); err != nil {
+		p.logger.ErrorContext(ctx, "record login outcome", slog.String("reason", out.Reason), slog.Any("error", err))
+	}
 }
 
 // logAttrs describes an attempt for the log; the password is never among them.
@@ -123,6 +161,9 @@ func (p *Pipeline) logAttrs(st *attemptState) []slog.Attr {
 		slog.String("username", truncateUTF8(st.Username, maxLoggedUsername)),
 		slog.String("ip", st.IP),
 		slog.String("client_id", st.ClientID),
+	}
+	if st.Action != "" {
+		attrs = append(attrs, slog.String("action", st.Action))
 	}
 	if st.user != nil {
 		attrs = append(attrs, slog.String("user_id", st.user.ID))
@@ -133,7 +174,15 @@ func (p *Pipeline) logAttrs(st *attemptState) []slog.Attr {
 // identify finds the account. An unknown account still costs one hash, so
 // response time does not tell whether it exists.
 func (p *Pipeline) identify(ctx context.Context, st *attemptState) error {
-	u, err := p.users.UserByUsername(ctx, st.Username)
+	var (
+		u   *storage.User
+		err error
+	)
+	if st.UserID != "" {
+		u, err = p.users.User(ctx, st.UserID)
+	} else {
+		u, err = p.users.UserByUsername(ctx, st.Username)
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		p.hasher.Dummy(st.Password)
 		st.fail(ReasonUnknownUser)

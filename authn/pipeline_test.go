@@ -3,12 +3,15 @@ package authn
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/hashing"
+	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -32,7 +35,7 @@ func TestPasswordLogin(t *testing.T) {
 		// password.
 		{"disabled user, wrong password", "bob", "wrong", false, ReasonBadPassword},
 	}
-	clock := newManualClock()
+	clock := newClock()
 	st := openAuthnStore(t, clock)
 	alice := addUser(t, st, cheapArgon2, "alice", password, false)
 	addUser(t, st, cheapArgon2, "bob", password, true)
@@ -40,7 +43,7 @@ func TestPasswordLogin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			p := NewPipeline(st, cheapArgon2, slog.New(slog.NewJSONHandler(&logs, nil)))
+			p := NewPipeline(st, cheapArgon2, slog.New(slog.NewJSONHandler(&logs, nil)), nil)
 			out, err := p.PasswordLogin(context.Background(), Attempt{
 				Username: tt.username, Password: tt.password, IP: "192.0.2.1", ClientID: "app",
 			})
@@ -84,10 +87,10 @@ func TestPasswordLoginRehash(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := newManualClock()
+			clock := newClock()
 			st := openAuthnStore(t, clock)
 			u := addUser(t, st, tt.stored, "alice", password, false)
-			p := NewPipeline(st, tt.current, slog.New(slog.DiscardHandler))
+			p := NewPipeline(st, tt.current, slog.New(slog.DiscardHandler), nil)
 			if _, err := p.PasswordLogin(context.Background(), Attempt{Username: "alice", Password: tt.password}); err != nil {
 				t.Fatal(err)
 			}
@@ -118,12 +121,12 @@ func (failingRehashStore) UpdatePasswordHash(context.Context, string, string) er
 }
 
 func TestPasswordLoginRehashFailureIsNotFatal(t *testing.T) {
-	clock := newManualClock()
+	clock := newClock()
 	st := openAuthnStore(t, clock)
 	addUser(t, st, cheapArgon2, "alice", "correct horse battery", false)
 	var logs bytes.Buffer
 	p := NewPipeline(failingRehashStore{st}, hashing.Argon2{Memory: 128, Iterations: 1, Parallelism: 1},
-		slog.New(slog.NewTextHandler(&logs, nil)))
+		slog.New(slog.NewTextHandler(&logs, nil)), nil)
 	out, err := p.PasswordLogin(context.Background(), Attempt{Username: "alice", Password: "correct horse battery"})
 	if err != nil || !out.OK {
 		t.Fatalf("PasswordLogin = %+v, %v; want success", out, err)
@@ -141,12 +144,90 @@ func (brokenUserStore) UserByUsername(context.Context, string) (*storage.User, e
 }
 
 func TestPasswordLoginInfrastructureError(t *testing.T) {
-	p := NewPipeline(brokenUserStore{}, cheapArgon2, slog.New(slog.DiscardHandler))
+	p := NewPipeline(brokenUserStore{}, cheapArgon2, slog.New(slog.DiscardHandler), nil)
 	out, err := p.PasswordLogin(context.Background(), Attempt{Username: "alice", Password: "x"})
 	if err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("err = %v, want the storage failure", err)
 	}
 	if out.OK {
 		t.Error("infrastructure failure reported as success")
+	}
+}
+
+func TestPasswordLoginAudit(t *testing.T) {
+	const password = "correct horse battery"
+	clock := newClock()
+	st := openAuthnStore(t, clock)
+	alice := addUser(t, st, cheapArgon2, "alice", password, false)
+	bob := addUser(t, st, cheapArgon2, "bob", password, true)
+	rec := audit.NewRecorder(st.Store, nil, clock.Now)
+	p := NewPipeline(st, cheapArgon2, slog.New(slog.DiscardHandler), rec)
+
+	tests := []struct {
+		name        string
+		attempt     Attempt
+		wantType    string
+		wantOutcome string
+		wantReason  string
+		wantUser    string
+		wantActor   string
+		wantName    string
+		wantAction  string
+	}{
+		{
+			name:     "success",
+			attempt:  Attempt{Username: "Alice", Password: password, IP: "192.0.2.1", ClientID: "app"},
+			wantType: audit.TypeLoginSuccess, wantOutcome: audit.OutcomeSuccess, wantReason: ReasonOK,
+			wantUser: alice.ID, wantActor: alice.ID, wantName: "alice",
+		},
+		{
+			name:     "bad password",
+			attempt:  Attempt{Username: "alice", Password: "guess-1234", IP: "192.0.2.2"},
+			wantType: audit.TypeLoginFailed, wantOutcome: audit.OutcomeFailure, wantReason: ReasonBadPassword,
+			wantUser: alice.ID, wantName: "alice",
+		},
+		{
+			name:     "unknown user",
+			attempt:  Attempt{Username: "mallory", Password: "guess-1234", IP: "2001:db8::7"},
+			wantType: audit.TypeLoginFailed, wantOutcome: audit.OutcomeFailure, wantReason: ReasonUnknownUser,
+			wantName: "mallory",
+		},
+		{
+			name:     "disabled",
+			attempt:  Attempt{Username: "bob", Password: password, IP: "192.0.2.3"},
+			wantType: audit.TypeLoginFailed, wantOutcome: audit.OutcomeFailure, wantReason: ReasonDisabled,
+			wantUser: bob.ID, wantName: "bob",
+		},
+		{
+			name:     "confirming a password by user id",
+			attempt:  Attempt{UserID: alice.ID, Password: "guess-1234", IP: "192.0.2.1", Action: policies.ActionPasswordChange},
+			wantType: audit.TypeLoginFailed, wantOutcome: audit.OutcomeFailure, wantReason: ReasonBadPassword,
+			wantUser: alice.ID, wantName: "alice", wantAction: policies.ActionPasswordChange,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := p.PasswordLogin(t.Context(), tt.attempt); err != nil {
+				t.Fatal(err)
+			}
+			evs, _, err := rec.Query(t.Context(), audit.Query{Limit: 1})
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("Query = %v, %v", evs, err)
+			}
+			e := evs[0]
+			if e.Type != tt.wantType || e.Outcome != tt.wantOutcome || e.Reason != tt.wantReason ||
+				e.UserID != tt.wantUser || e.Actor != tt.wantActor || e.IP != tt.attempt.IP || e.ClientID != tt.attempt.ClientID {
+				t.Errorf("event = %+v", e)
+			}
+			if e.Details["username"] != tt.wantName {
+				t.Errorf("details username = %v, want %q", e.Details["username"], tt.wantName)
+			}
+			if got, _ := e.Details["action"].(string); got != tt.wantAction {
+				t.Errorf("details action = %q, want %q", got, tt.wantAction)
+			}
+			if b, _ := json.Marshal(e); strings.Contains(string(b), tt.attempt.Password) {
+				t.Errorf("password recorded: %s", b)
+			}
+		})
 	}
 }

@@ -12,15 +12,26 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/storage"
 )
 
 // SessionStore is what Sessions needs from storage.
 type SessionStore interface {
 	CreateBrowserSession(ctx context.Context, bs *storage.BrowserSession) error
-	BrowserSession(ctx context.Context, id string) (*storage.BrowserSession, error)
+	// BrowserSessionIncludingExpired loads a session even past its
+	// expiry, so that one that timed out can still be ended properly.
+	BrowserSessionIncludingExpired(ctx context.Context, id string) (*storage.BrowserSession, error)
 	TouchBrowserSession(ctx context.Context, id string, at time.Time) error
 	DeleteBrowserSession(ctx context.Context, id string) error
+	// EndBrowserSession deletes a session and revokes its tokens.
+	EndBrowserSession(ctx context.Context, id string) (bool, error)
+	// LockUserBrowserSessions lists a user's live sessions, oldest first,
+	// holding them for the rest of the transaction.
+	LockUserBrowserSessions(ctx context.Context, userID string) ([]storage.BrowserSession, error)
+	ReauthenticateBrowserSession(ctx context.Context, id string, at time.Time) error
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // UserStore is what the login pipeline and Sessions need to know about users.
@@ -39,17 +50,27 @@ var (
 type SessionConfig struct {
 	// CookieName defaults to DefaultSessionCookieName.
 	CookieName string
-	// Browser makes the cookie die with the browser (no Max-Age). The
-	// server-side row still expires after Lifetime.
-	Browser bool
-	// Lifetime bounds a session on the server and, unless Browser, the
-	// cookie. Zero means DefaultSessionLifetime.
+	// Policy returns the session policy in force. It is called on every
+	// sign-in and every request, so a policy change applies at once, also
+	// to sessions that already exist. nil means a fixed policy made from
+	// Browser and Lifetime.
+	Policy func() policies.Session
+	// Browser and Lifetime describe the cookie when Policy is nil: Browser
+	// makes it die with the browser, Lifetime bounds it (zero means
+	// DefaultSessionLifetime).
+	//
+	// Deprecated: set Policy; these remain for callers not yet on the
+	// policy engine.
+	Browser  bool
 	Lifetime time.Duration
 	// Secure marks the cookie Secure; true whenever the issuer is HTTPS.
 	Secure bool
 	// ClientIP returns the address recorded with a new session. The server
 	// supplies one that honours trusted proxies; nil means the TCP peer.
 	ClientIP func(*http.Request) string
+	// Recorder receives session.started and session.ended events; nil
+	// records nothing.
+	Recorder *audit.Recorder
 	// Logger receives failures that must not fail the request (recording
 	// last use). nil means slog.Default().
 	Logger *slog.Logger
@@ -58,16 +79,35 @@ type SessionConfig struct {
 // Session defaults.
 const (
 	DefaultSessionCookieName = "portcullis_session"
-	// DefaultSessionLifetime also caps sessions whose cookie lives as long as
-	// the browser: a browser left open must not stay signed in forever.
+	// DefaultSessionLifetime bounds on the server a session whose cookie
+	// lives as long as the browser: a browser left open must not stay
+	// signed in forever.
 	DefaultSessionLifetime = 24 * time.Hour
+)
+
+// ErrTooManySessions is Start's answer when the user already holds
+// session.max_concurrent sessions and session.on_limit is "reject".
+var ErrTooManySessions = errors.New("too many concurrent sessions")
+
+// Reasons of session.ended events besides the policy's own
+// (policies.ReasonAbsoluteTimeout, policies.ReasonIdleTimeout).
+const (
+	EndReasonEvicted         = "evicted"
+	EndReasonLogout          = "logout"
+	EndReasonReplaced        = "replaced"
+	EndReasonPasswordChanged = "password_changed"
+	// rejectReason is the reason of the failed session.started event of a
+	// sign-in refused by max_concurrent.
+	rejectReason = "max_concurrent"
 )
 
 const (
 	sessionSecretLen = 32
 	maxUserAgentLen  = 256
 	// touchInterval limits last-seen writes to one a minute per session, so
-	// each page view does not cost a database write.
+	// each page view does not cost a database write. The idle timeout is
+	// judged on the stored last-seen time, so it may end a session up to
+	// this much early; idle timeouts are minutes to hours.
 	touchInterval = time.Minute
 )
 
@@ -75,10 +115,11 @@ const (
 // random bytes; the database holds only their SHA-256, so a leaked table
 // does not hand out live sessions.
 type Sessions struct {
-	store SessionStore
-	users UserStore
-	cfg   SessionConfig
-	now   func() time.Time
+	store  SessionStore
+	users  UserStore
+	cfg    SessionConfig
+	policy func() policies.Session
+	now    func() time.Time
 }
 
 // NewSessions returns a Sessions. now is the clock (nil means time.Now).
@@ -98,7 +139,12 @@ func NewSessions(store SessionStore, users UserStore, cfg SessionConfig, now fun
 	if now == nil {
 		now = time.Now
 	}
-	return &Sessions{store: store, users: users, cfg: cfg, now: now}
+	policy := cfg.Policy
+	if policy == nil {
+		fixed := policies.Session{Cookie: policies.CookieLifetime{Browser: cfg.Browser, Duration: policies.Duration(cfg.Lifetime)}}
+		policy = func() policies.Session { return fixed }
+	}
+	return &Sessions{store: store, users: users, cfg: cfg, policy: policy, now: now}
 }
 
 // Identity is who a request is signed in as.
@@ -107,48 +153,205 @@ type Identity struct {
 	Session *storage.BrowserSession
 }
 
-// Start signs u in on this browser. It always issues a new session id, and
-// ends any session the browser already carried, so an id planted before
-// sign-in (session fixation) never becomes authenticated.
+// Start signs u in on this browser under the session policy in force. It
+// always issues a new session id, and ends any session the browser already
+// carried, so an id planted before sign-in (session fixation) never becomes
+// authenticated. When u already holds session.max_concurrent sessions, the
+// oldest are ended (their tokens revoked) or, under on_limit "reject", the
+// sign-in is refused with ErrTooManySessions.
 func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, u *storage.User) (*storage.BrowserSession, error) {
-	if ck, err := r.Cookie(s.cfg.CookieName); err == nil && ck.Value != "" {
-		if err := s.store.DeleteBrowserSession(ctx, sessionID(ck.Value)); err != nil {
-			return nil, fmt.Errorf("start session: end previous session: %w", err)
-		}
+	if err := s.endCarried(ctx, r, u); err != nil {
+		return nil, fmt.Errorf("start session: %w", err)
 	}
-	secret := randomSecret()
+	pol := s.policy()
 	now := s.now().UTC()
+	lifetime, persistent := pol.CookieMaxAge()
+	if !persistent || lifetime <= 0 {
+		lifetime = DefaultSessionLifetime
+	}
+	// Refreshing never extends a login past the absolute timeout, so
+	// neither may the row nor the cookie.
+	if abs := pol.AbsoluteTimeout.D(); abs > 0 && abs < lifetime {
+		lifetime = abs
+	}
+	ip := s.cfg.ClientIP(r)
+	secret := randomSecret()
 	bs := &storage.BrowserSession{
 		ID:         sessionID(secret),
 		UserID:     u.ID,
 		AuthTime:   now,
 		CreatedAt:  now,
 		LastSeenAt: now,
-		ExpiresAt:  now.Add(s.cfg.Lifetime),
-		IP:         s.cfg.ClientIP(r),
+		ExpiresAt:  now.Add(lifetime),
+		IP:         ip,
 		UserAgent:  cleanUserAgent(r.UserAgent(), maxUserAgentLen),
 	}
-	if err := s.store.CreateBrowserSession(ctx, bs); err != nil {
+	// Counting, evicting and creating happen in one transaction holding
+	// the user's sessions, so parallel sign-ins on several instances
+	// cannot each see room for one more session.
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		live, err := s.store.LockUserBrowserSessions(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		live, err = s.dropEnded(ctx, pol, now, live)
+		if err != nil {
+			return err
+		}
+		evict, reject := pol.Admit(len(live))
+		if reject {
+			return ErrTooManySessions
+		}
+		for _, old := range live[:evict] {
+			// The sign-in that evicts is the actor, from its address.
+			if err := s.end(ctx, &old, EndReasonEvicted, u.ID, ip); err != nil {
+				return err
+			}
+		}
+		if err := s.store.CreateBrowserSession(ctx, bs); err != nil {
+			return err
+		}
+		return s.cfg.Recorder.Record(ctx, audit.Event{
+			Type: audit.TypeSessionStarted, Actor: u.ID, UserID: u.ID, IP: ip,
+			Outcome: audit.OutcomeSuccess, Details: sessionDetails(bs, evict),
+		})
+	})
+	if errors.Is(err, ErrTooManySessions) {
+		// The refusal is a decision worth auditing; the transaction that
+		// found it rolled back, so it is recorded on its own.
+		if rerr := s.cfg.Recorder.Record(ctx, audit.Event{
+			Type: audit.TypeSessionStarted, Actor: u.ID, UserID: u.ID, IP: ip,
+			Outcome: audit.OutcomeFailure, Reason: rejectReason,
+			Details: map[string]any{"max_concurrent": pol.MaxConcurrent},
+		}); rerr != nil {
+			s.cfg.Logger.ErrorContext(ctx, "record refused session", slog.String("user_id", u.ID), slog.Any("error", rerr))
+		}
+		return nil, fmt.Errorf("start session for user %s: %w", u.ID, ErrTooManySessions)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("start session for user %s: %w", u.ID, err)
 	}
 	ck := s.cookie(secret)
-	if !s.cfg.Browser {
-		ck.MaxAge = int(s.cfg.Lifetime / time.Second)
+	if persistent {
+		ck.MaxAge = int(lifetime / time.Second)
 	}
 	http.SetCookie(w, ck)
 	return bs, nil
 }
 
+// sessionDetails describes a new session for its audit event; the id is
+// the cookie's hash, so logging it hands out nothing.
+func sessionDetails(bs *storage.BrowserSession, evicted int) map[string]any {
+	d := map[string]any{
+		"session_id": bs.ID,
+		"expires_at": bs.ExpiresAt.UTC().Format(time.RFC3339),
+		"user_agent": bs.UserAgent,
+	}
+	if evicted > 0 {
+		d["evicted"] = evicted
+	}
+	return d
+}
+
+// endCarried ends the session the browser presents when u signs in, if any.
+func (s *Sessions) endCarried(ctx context.Context, r *http.Request, u *storage.User) error {
+	ck, err := r.Cookie(s.cfg.CookieName)
+	if err != nil || ck.Value == "" {
+		return nil
+	}
+	return s.deleteByCookie(ctx, ck.Value, EndReasonReplaced, u.ID, s.cfg.ClientIP(r))
+}
+
+// deleteByCookie deletes the session a cookie names, as sign-out does:
+// tokens issued under it stay valid, since signing out of this server is
+// not signing out of every application. A session that is already gone is
+// not an error. actor "" means the session's own user.
+func (s *Sessions) deleteByCookie(ctx context.Context, value, reason, actor, ip string) error {
+	if !validSecret(value) {
+		return nil
+	}
+	id := sessionID(value)
+	bs, err := s.store.BrowserSessionIncludingExpired(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !s.now().Before(bs.ExpiresAt) {
+		// It ended already; the row goes, but there is no sign-out to
+		// record.
+		return s.store.DeleteBrowserSession(ctx, id)
+	}
+	return s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.DeleteBrowserSession(ctx, id); err != nil {
+			return err
+		}
+		if actor == "" {
+			actor = bs.UserID
+		}
+		return s.recordEnded(ctx, bs, reason, actor, ip)
+	})
+}
+
+// dropEnded ends the sessions in live that the policy says are over (their
+// tokens revoked) and returns the rest, which are the ones that count
+// against max_concurrent.
+func (s *Sessions) dropEnded(ctx context.Context, pol policies.Session, now time.Time, live []storage.BrowserSession) ([]storage.BrowserSession, error) {
+	kept := make([]storage.BrowserSession, 0, len(live))
+	for i := range live {
+		if ended, reason := sessionEnded(pol, now, &live[i]); ended {
+			if err := s.end(ctx, &live[i], reason, "", ""); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		kept = append(kept, live[i])
+	}
+	return kept, nil
+}
+
+// sessionEnded applies the absolute and idle timeouts to bs. The absolute
+// timeout runs from the sign-in that created the session, not from
+// auth_time: a fresh credential check for a sensitive action moves
+// auth_time, and must not make the session outlive its login.
+func sessionEnded(pol policies.Session, now time.Time, bs *storage.BrowserSession) (bool, string) {
+	return pol.BrowserSessionEnded(now, bs.CreatedAt, bs.LastSeenAt)
+}
+
+// end deletes bs, revokes the tokens issued under it and records why, in
+// one transaction. actor is the user whose action ended it, "" when a
+// timeout did.
+func (s *Sessions) end(ctx context.Context, bs *storage.BrowserSession, reason, actor, ip string) error {
+	return s.store.InTx(ctx, func(ctx context.Context) error {
+		found, err := s.store.EndBrowserSession(ctx, bs.ID)
+		if err != nil || !found {
+			// Not found: another request ended it first and recorded it.
+			return err
+		}
+		return s.recordEnded(ctx, bs, reason, actor, ip)
+	})
+}
+
+func (s *Sessions) recordEnded(ctx context.Context, bs *storage.BrowserSession, reason, actor, ip string) error {
+	return s.cfg.Recorder.Record(ctx, audit.Event{
+		Type: audit.TypeSessionEnded, Actor: actor, UserID: bs.UserID, IP: ip,
+		Outcome: audit.OutcomeSuccess, Reason: reason,
+		Details: map[string]any{"session_id": bs.ID},
+	})
+}
+
 // Current returns who r is signed in as, or (nil, nil) when nobody is: no
 // cookie, an unknown or expired session, or a user deleted or disabled since.
-// An error means the answer could not be determined.
+// A session past the policy's absolute or idle timeout is ended on the spot
+// (its tokens revoked). An error means the answer could not be determined.
 func (s *Sessions) Current(r *http.Request) (*Identity, error) {
 	ck, err := r.Cookie(s.cfg.CookieName)
 	if err != nil || !validSecret(ck.Value) {
 		return nil, nil
 	}
 	ctx := r.Context()
-	bs, err := s.store.BrowserSession(ctx, sessionID(ck.Value))
+	bs, err := s.store.BrowserSessionIncludingExpired(ctx, sessionID(ck.Value))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}
@@ -156,8 +359,22 @@ func (s *Sessions) Current(r *http.Request) (*Identity, error) {
 		return nil, fmt.Errorf("current session: %w", err)
 	}
 	now := s.now()
-	// The store checks expiry with its own clock; checking again here keeps
-	// the rule with the component that set it.
+	// The policy comes first, also for a row past its expiry: the absolute
+	// timeout caps that expiry, and a session that timed out must be ended
+	// with its tokens, not just forgotten. It is judged on the stored
+	// last-seen time, before this request touches it.
+	if ended, reason := sessionEnded(s.policy(), now, bs); ended {
+		if err := s.end(ctx, bs, reason, "", s.cfg.ClientIP(r)); err != nil {
+			// The answer is still "nobody"; the row stays and the next
+			// request tries again.
+			s.cfg.Logger.ErrorContext(ctx, "end timed-out session", slog.String("user_id", bs.UserID),
+				slog.String("reason", reason), slog.Any("error", err))
+		}
+		return nil, nil
+	}
+	// Past the cookie lifetime: signed out, tokens untouched (they follow
+	// the token policy). The row is deleted at the next sign-in on this
+	// browser.
 	if !now.Before(bs.ExpiresAt) {
 		return nil, nil
 	}
@@ -182,6 +399,17 @@ func (s *Sessions) Current(r *http.Request) (*Identity, error) {
 	return &Identity{User: u, Session: bs}, nil
 }
 
+// reauthenticated records a fresh credential check on the session in id,
+// which a sensitive action may demand (session.reauth_max_age).
+func (s *Sessions) reauthenticated(ctx context.Context, id *Identity) error {
+	now := s.now().UTC()
+	if err := s.store.ReauthenticateBrowserSession(ctx, id.Session.ID, now); err != nil {
+		return fmt.Errorf("record reauthentication of user %s: %w", id.User.ID, err)
+	}
+	id.Session.AuthTime = now
+	return nil
+}
+
 // End signs the browser out: the session row is deleted and the cookie
 // expired. The cookie is expired even when the delete fails, so the browser
 // at least stops presenting it.
@@ -193,7 +421,7 @@ func (s *Sessions) End(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || old.Value == "" {
 		return nil
 	}
-	if err := s.store.DeleteBrowserSession(r.Context(), sessionID(old.Value)); err != nil {
+	if err := s.deleteByCookie(r.Context(), old.Value, EndReasonLogout, "", s.cfg.ClientIP(r)); err != nil {
 		return fmt.Errorf("end session: %w", err)
 	}
 	return nil

@@ -29,6 +29,18 @@ const (
 	MaxPasswordLength = 1024
 )
 
+// checkPasswordLength adds to fe what is wrong with the length of pw, the
+// value of field. Every place a password is set uses it, so the bounds are
+// the same whether an administrator or the user chooses it.
+func checkPasswordLength(fe *fielderr.Error, field, pw string) {
+	switch n := utf8.RuneCountInString(pw); {
+	case n < MinPasswordLength:
+		fe.Add(field, "must be at least %d characters", MinPasswordLength)
+	case len(pw) > MaxPasswordLength:
+		fe.Add(field, "must be at most %d bytes", MaxPasswordLength)
+	}
+}
+
 // NewUser validates spec and builds the user to store, hashing the password
 // with argon2id under hasher's parameters.
 func NewUser(spec UserSpec, hasher hashing.Argon2) (*storage.User, error) {
@@ -42,12 +54,7 @@ func NewUser(spec UserSpec, hasher hashing.Argon2) (*storage.User, error) {
 	case strings.ContainsFunc(username, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		fe.Add("username", "must not contain control characters")
 	}
-	switch n := utf8.RuneCountInString(spec.Password); {
-	case n < MinPasswordLength:
-		fe.Add("password", "must be at least %d characters", MinPasswordLength)
-	case len(spec.Password) > MaxPasswordLength:
-		fe.Add("password", "must be at most %d bytes", MaxPasswordLength)
-	}
+	checkPasswordLength(&fe, "password", spec.Password)
 	if spec.Email != "" {
 		if a, err := mail.ParseAddress(spec.Email); err != nil || a.Address != spec.Email {
 			fe.Add("email", "is not a valid email address")

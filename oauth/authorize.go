@@ -51,16 +51,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 			p.authorizeError(w, r, ar, fosite.ErrLoginRequired)
 			return
 		}
-		// Coming back from the login page the user has just authenticated:
-		// drop prompt=login so the request does not loop.
-		back := cloneValues(form)
-		if slices.Contains(prompt, "login") {
-			back.Set("prompt", strings.Join(slices.DeleteFunc(prompt, func(s string) bool { return s == "login" }), " "))
-			if back.Get("prompt") == "" {
-				back.Del("prompt")
-			}
-		}
-		http.Redirect(w, r, "/login?"+url.Values{"return_to": {authorizePath(back)}}.Encode(), http.StatusSeeOther)
+		p.redirectToLogin(w, r, form, prompt)
 		return
 	}
 
@@ -109,12 +100,38 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		ar.GrantAudience(a)
 	}
 	session := p.userSession(user, bs, client.ID, ar.GetRequestForm().Get("nonce"))
-	resp, err := p.f.NewAuthorizeResponse(ctx, ar, session)
+	now := p.cfg.Now()
+	pol := p.cfg.Policies.For(client.ID)
+	facts := grantFacts(session, now)
+	if ended, _ := pol.FamilyEnded(now, facts); ended {
+		// The login is older than this application's absolute session
+		// limit: authenticate again.
+		p.redirectToLogin(w, r, form, prompt)
+		return
+	}
+	resp, err := p.f.NewAuthorizeResponse(withLifetimes(ctx, pol.Lifetimes(now, facts)), ar, session)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
 	p.f.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// redirectToLogin sends the browser to the login page, to come back to this
+// authorization request. Coming back, the user has just authenticated: drop
+// prompt=login so the request does not loop.
+func (p *Provider) redirectToLogin(w http.ResponseWriter, r *http.Request, form url.Values, prompt []string) {
+	back := cloneValues(form)
+	if slices.Contains(prompt, "login") {
+		rest := slices.DeleteFunc(slices.Clone(prompt), func(s string) bool { return s == "login" })
+		if len(rest) == 0 {
+			back.Del("prompt")
+		} else {
+			back.Set("prompt", strings.Join(rest, " "))
+		}
+	}
+	q := url.Values{"return_to": {authorizePath(back)}}
+	http.Redirect(w, r, "/login?"+q.Encode(), http.StatusSeeOther)
 }
 
 // grantableScopes is what the user can grant of what was asked (fosite has
@@ -181,6 +198,7 @@ func (p *Provider) userSession(u *storage.User, bs *storage.BrowserSession, clie
 	s.Subject = u.ID
 	s.Username = u.Username
 	s.ClientID = clientID
+	s.Admin = u.Admin
 	s.Claims.Subject = u.ID
 	s.Claims.Issuer = p.cfg.Issuer
 	s.Claims.RequestedAt = now

@@ -19,6 +19,7 @@ import (
 	"github.com/ory/fosite/token/hmac"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/templates"
 )
@@ -64,17 +65,20 @@ type Store interface {
 	RevokeFamily(ctx context.Context, requestID string) error
 }
 
+// Recorder receives security events.
+type Recorder interface {
+	Record(ctx context.Context, e audit.Event) error
+}
+
 // Config configures the provider.
 type Config struct {
-	Issuer               string
-	AccessTokenTTL       time.Duration
-	RefreshTokenTTL      time.Duration
-	IDTokenTTL           time.Duration
-	AuthorizationCodeTTL time.Duration
-	// DefaultTokenFormat is "opaque" or "jwt", for clients that do not choose.
-	DefaultTokenFormat string
+	Issuer string
+	// Policies decides token lifetimes and formats per client.
+	Policies PolicySource
 	// SystemSecrets, newest first, key the HMAC of opaque tokens.
 	SystemSecrets []string
+	// Audit records security events; nil records nothing.
+	Audit Recorder
 
 	Store     Store
 	Keys      *KeyManager
@@ -104,6 +108,12 @@ func New(cfg Config) (*Provider, error) {
 	if len(cfg.SystemSecrets) == 0 {
 		return nil, errors.New("oauth: no system secret")
 	}
+	if cfg.Policies == nil {
+		return nil, errors.New("oauth: no policy source")
+	}
+	// fosite's own lifespans only matter where a request carries no policy
+	// lifetimes; they follow the global policy as it was at start.
+	global := cfg.Policies.For("")
 	issuer := strings.TrimRight(cfg.Issuer, "/")
 	cfg.Issuer = issuer
 	var hmacKeys [][]byte
@@ -115,10 +125,10 @@ func New(cfg Config) (*Provider, error) {
 		hmacKeys = append(hmacKeys, k)
 	}
 	fc := &fosite.Config{
-		AccessTokenLifespan:            cfg.AccessTokenTTL,
-		RefreshTokenLifespan:           cfg.RefreshTokenTTL,
-		AuthorizeCodeLifespan:          cfg.AuthorizationCodeTTL,
-		IDTokenLifespan:                cfg.IDTokenTTL,
+		AccessTokenLifespan:            global.Token.AccessTokenTTL.D(),
+		RefreshTokenLifespan:           global.Token.RefreshTokenTTL.D(),
+		AuthorizeCodeLifespan:          global.Token.AuthorizationCodeTTL.D(),
+		IDTokenLifespan:                global.Token.IDTokenTTL.D(),
 		IDTokenIssuer:                  issuer,
 		AccessTokenIssuer:              issuer,
 		TokenURL:                       issuer + "/oauth2/token",
@@ -137,12 +147,12 @@ func New(cfg Config) (*Provider, error) {
 	signer := newKeySigner(cfg.Keys)
 	hmacStrategy := &hmac.HMACStrategy{Config: fc}
 	strategy := &tokenStrategy{
-		hmac:       hmacStrategy,
-		jwt:        &oauth2.DefaultJWTStrategy{Signer: signer, Config: fc},
-		defaultJWT: cfg.DefaultTokenFormat == "jwt",
-		codeTTL:    cfg.AuthorizationCodeTTL,
-		accessTTL:  cfg.AccessTokenTTL,
-		now:        cfg.Now,
+		hmac:      hmacStrategy,
+		jwt:       &oauth2.DefaultJWTStrategy{Signer: signer, Config: fc},
+		policies:  cfg.Policies,
+		codeTTL:   global.Token.AuthorizationCodeTTL.D(),
+		accessTTL: global.Token.AccessTokenTTL.D(),
+		now:       cfg.Now,
 	}
 	strategy.jwt.HMACSHAStrategy = strategy
 	// compose.Compose would hand the handlers the bare *fosite.Config; they
@@ -301,6 +311,17 @@ func authorizePath(form url.Values) string {
 
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
 
+// record writes a security event; a failure to audit is logged, not fatal
+// to the request it describes.
+func (p *Provider) record(ctx context.Context, e audit.Event) {
+	if p.cfg.Audit == nil {
+		return
+	}
+	if err := p.cfg.Audit.Record(ctx, e); err != nil {
+		p.cfg.Logger.ErrorContext(ctx, "record audit event", "type", e.Type, "err", err.Error())
+	}
+}
+
 // clockedConfig makes fosite's expiry stamps follow the injected clock.
 // fosite computes an expiry as time.Now() plus the lifespan; adding the
 // injected clock's offset from the wall clock turns that into now() plus
@@ -330,10 +351,20 @@ func (c *clockedConfig) GetRefreshTokenLifespan(ctx context.Context) time.Durati
 	return c.skew(c.Config.GetRefreshTokenLifespan(ctx))
 }
 
+// GetAuthorizeCodeLifespan follows the client's policy when the request
+// carries it (see withLifetimes).
 func (c *clockedConfig) GetAuthorizeCodeLifespan(ctx context.Context) time.Duration {
+	if l, ok := lifetimesFrom(ctx); ok && !l.CodeExpiresAt.IsZero() {
+		return time.Until(l.CodeExpiresAt)
+	}
 	return c.skew(c.Config.GetAuthorizeCodeLifespan(ctx))
 }
 
+// GetIDTokenLifespan follows the client's policy when the request carries
+// it (see withLifetimes).
 func (c *clockedConfig) GetIDTokenLifespan(ctx context.Context) time.Duration {
+	if l, ok := lifetimesFrom(ctx); ok && !l.IDTokenExpiresAt.IsZero() {
+		return time.Until(l.IDTokenExpiresAt)
+	}
 	return c.skew(c.Config.GetIDTokenLifespan(ctx))
 }

@@ -17,7 +17,15 @@ type Session struct {
 	// BrowserSessionID ties tokens to the login that produced them, so that
 	// ending the session can end its tokens (session policy).
 	BrowserSessionID string `json:"sid,omitempty"`
+	// Admin records that the subject is an administrator, whose tokens
+	// follow the policy's administrator lifetimes.
+	Admin bool `json:"admin,omitempty"`
+	// LastUsed is when the family last issued tokens, for the idle timeout.
+	LastUsed time.Time `json:"last_used,omitempty"`
 }
+
+// GetBrowserSessionID tells storage which login a token belongs to.
+func (s *Session) GetBrowserSessionID() string { return s.BrowserSessionID }
 
 var (
 	_ openid.Session             = (*Session)(nil)

@@ -22,12 +22,12 @@ const (
 // clients that ask for them, and judges expiry by the injected clock rather
 // than fosite's wall-clock checks.
 type tokenStrategy struct {
-	hmac       *hmac.HMACStrategy
-	jwt        *oauth2.DefaultJWTStrategy
-	defaultJWT bool
-	codeTTL    time.Duration
-	accessTTL  time.Duration
-	now        func() time.Time
+	hmac      *hmac.HMACStrategy
+	jwt       *oauth2.DefaultJWTStrategy
+	policies  PolicySource
+	codeTTL   time.Duration
+	accessTTL time.Duration
+	now       func() time.Time
 }
 
 var _ oauth2.CoreStrategy = (*tokenStrategy)(nil)
@@ -42,7 +42,7 @@ func (s *tokenStrategy) wantsJWT(r fosite.Requester) bool {
 			return false
 		}
 	}
-	return s.defaultJWT
+	return s.policies.For(r.GetClient().GetID()).Token.Format == "jwt"
 }
 
 func (s *tokenStrategy) generate(ctx context.Context, prefix string) (string, string, error) {

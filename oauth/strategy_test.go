@@ -18,6 +18,7 @@ import (
 	"github.com/ory/fosite/token/hmac"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/storage/storagetest"
 )
@@ -47,15 +48,31 @@ func newTestStrategy(t *testing.T, now func() time.Time, defaultJWT bool, signer
 		signer = &jwt.DefaultSigner{GetPrivateKey: memoryES256Key(t)}
 	}
 	s := &tokenStrategy{
-		hmac:       &hmac.HMACStrategy{Config: fc},
-		jwt:        &oauth2.DefaultJWTStrategy{Signer: signer, Config: fc},
-		defaultJWT: defaultJWT,
-		codeTTL:    testCodeTTL,
-		accessTTL:  testAccessTTL,
-		now:        now,
+		hmac:      &hmac.HMACStrategy{Config: fc},
+		jwt:       &oauth2.DefaultJWTStrategy{Signer: signer, Config: fc},
+		policies:  staticPolicy(defaultJWT),
+		codeTTL:   testCodeTTL,
+		accessTTL: testAccessTTL,
+		now:       now,
 	}
 	s.jwt.HMACSHAStrategy = s
 	return s
+}
+
+// staticPolicy is a PolicySource whose every client gets the default
+// policy, with JWT access tokens when jwt is set.
+type staticPolicyFn func(string) policies.Policy
+
+func (f staticPolicyFn) For(id string) policies.Policy { return f(id) }
+
+func staticPolicy(jwt bool) PolicySource {
+	return staticPolicyFn(func(string) policies.Policy {
+		p := policies.Defaults()
+		if jwt {
+			p.Token.Format = policies.FormatJWT
+		}
+		return p
+	})
 }
 
 func memoryES256Key(t *testing.T) jwt.GetPrivateKeyFunc {

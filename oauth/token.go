@@ -3,9 +3,12 @@ package oauth
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/ory/fosite"
 
+	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -23,6 +26,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.tokenError(w, r, ar, grant, err)
 		return
 	}
+	clientID := ar.GetClient().GetID()
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		for _, s := range ar.GetRequestedScopes() {
 			ar.GrantScope(s)
@@ -31,10 +35,34 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 			ar.GrantAudience(a)
 		}
 		// RFC 9068: with no end user involved, the subject is the client.
-		session.Subject = ar.GetClient().GetID()
-		session.ClientID = ar.GetClient().GetID()
+		session.Subject = clientID
+		session.ClientID = clientID
 	}
-	resp, err := p.f.NewAccessResponse(ctx, ar)
+	// For code and refresh grants fosite has replaced the session with the
+	// stored one; it carries the login's facts.
+	sess, ok := ar.GetSession().(*Session)
+	if !ok {
+		p.tokenError(w, r, ar, grant, fosite.ErrServerError.WithDebug("unexpected session type"))
+		return
+	}
+	now := p.cfg.Now()
+	pol := p.cfg.Policies.For(clientID)
+	facts := grantFacts(sess, now)
+	if grant == "client_credentials" {
+		facts = policies.Grant{LastUsed: now}
+	}
+	if ended, reason := pol.FamilyEnded(now, facts); ended {
+		if err := p.cfg.Store.RevokeFamily(ctx, ar.GetID()); err != nil {
+			p.cfg.Logger.ErrorContext(ctx, "revoke ended family", "err", err.Error())
+		}
+		p.record(ctx, audit.Event{Type: audit.TypeTokenRevoked, ClientID: clientID, UserID: userOf(sess, grant),
+			Outcome: audit.OutcomeSuccess, Reason: reason})
+		p.tokenError(w, r, ar, grant, fosite.ErrInvalidGrant.WithHintf("The session has ended (%s); sign in again.", strings.ReplaceAll(reason, "_", " ")))
+		return
+	}
+	lt := pol.Lifetimes(now, facts)
+	stampLifetimes(sess, lt, now)
+	resp, err := p.f.NewAccessResponse(withLifetimes(ctx, lt), ar)
 	if err != nil {
 		p.tokenError(w, r, ar, grant, err)
 		return
@@ -42,7 +70,21 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	if p.cfg.Metrics != nil {
 		p.cfg.Metrics.TokenIssued(grant)
 	}
+	event := audit.TypeTokenIssued
+	if grant == "refresh_token" {
+		event = audit.TypeTokenRefreshed
+	}
+	p.record(ctx, audit.Event{Type: event, ClientID: clientID, UserID: userOf(sess, grant), Outcome: audit.OutcomeSuccess,
+		Reason: grant, Details: map[string]any{"scope": strings.Join(ar.GetGrantedScopes(), " "), "family": ar.GetID()}})
 	p.f.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// userOf is the user a grant acts for; client credentials act for none.
+func userOf(s *Session, grant string) string {
+	if grant == "client_credentials" {
+		return ""
+	}
+	return s.GetSubject()
 }
 
 // tokenError writes the RFC 6749 5.2 error. A single-use object consumed by
@@ -63,8 +105,15 @@ func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.
 		if grant == "refresh_token" {
 			hint = "The refresh token was already used."
 		}
-		p.cfg.Logger.WarnContext(ctx, "single-use credential replayed", "grant_type", grant, "client_id", ar.GetClient().GetID())
+		p.record(ctx, audit.Event{Type: audit.TypeTokenReuseDetected, ClientID: ar.GetClient().GetID(),
+			UserID: ar.GetSession().GetSubject(), Outcome: audit.OutcomeFailure, Reason: grant + "_replayed",
+			Details: map[string]any{"family": ar.GetID(), "concurrent": true}})
 		err = fosite.ErrInvalidGrant.WithHint(hint)
+	} else if grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken) && ar != nil && ar.GetClient() != nil {
+		// fosite found the refresh token already used and has revoked its
+		// family; this is the audit trail of it.
+		p.record(ctx, audit.Event{Type: audit.TypeTokenReuseDetected, ClientID: ar.GetClient().GetID(),
+			Outcome: audit.OutcomeFailure, Reason: "refresh_token_replayed"})
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 {

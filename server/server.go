@@ -18,10 +18,13 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/admin"
+	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/authn"
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/oauth"
+	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/policystore"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/templates"
 )
@@ -31,9 +34,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; tests move it. Defaults to time.Now.
 	Now func() time.Time
-	// KeyReloadInterval is how often signing keys are re-read so rotations
-	// made by another instance take effect (default 2s).
-	KeyReloadInterval time.Duration
+	// ReloadInterval is how often signing keys and policies are re-read so
+	// changes made through another instance take effect (default 1s, which
+	// keeps propagation well within two seconds).
+	ReloadInterval time.Duration
 }
 
 // Server is one Portcullis instance.
@@ -43,6 +47,7 @@ type Server struct {
 	now      func() time.Time
 	store    *storage.Store
 	keys     *oauth.KeyManager
+	policies *policystore.Engine
 	provider *oauth.Provider
 	metrics  *Metrics
 	handler  http.Handler
@@ -147,15 +152,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.KeyReloadInterval <= 0 {
-		opts.KeyReloadInterval = 2 * time.Second
+	if opts.ReloadInterval <= 0 {
+		opts.ReloadInterval = time.Second
 	}
 	logger := opts.Logger
 	store, secrets, err := OpenStore(ctx, cfg, logger, opts.Now)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, now: opts.Now, store: store, metrics: NewMetrics(), reload: opts.KeyReloadInterval}
+	s := &Server{cfg: cfg, logger: logger, now: opts.Now, store: store, metrics: NewMetrics(), reload: opts.ReloadInterval}
 	if err := s.build(ctx, secrets); err != nil {
 		_ = store.Close()
 		return nil, err
@@ -190,32 +195,37 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		return err
 	}
 	hasher := hashing.Argon2{Memory: cfg.Hashing.MemoryKiB, Iterations: cfg.Hashing.Iterations, Parallelism: cfg.Hashing.Parallelism}
+	rec := audit.NewRecorder(s.store, s.logger, s.now)
+	s.policies, err = policystore.New(ctx, s.store, cfg.Policy(), rec, s.logger, s.now)
+	if err != nil {
+		return err
+	}
 	csrf := authn.NewCSRF(csrfKey, secure, origin)
 	sessions := authn.NewSessions(s.store, s.store, authn.SessionConfig{
 		CookieName: cfg.Session.CookieName,
-		Browser:    cfg.Session.Cookie.Browser,
-		Lifetime:   sessionLifetime(cfg.Session),
-		Secure:     secure,
-		ClientIP:   func(r *http.Request) string { return clientIP.From(r).String() },
+		// Browser sessions are shared by every application (single sign-on),
+		// so the global session policy governs them.
+		Policy:   func() policies.Session { return s.policies.Global().Session },
+		Secure:   secure,
+		ClientIP: func(r *http.Request) string { return clientIP.From(r).String() },
+		Recorder: rec,
+		Logger:   s.logger,
 	}, s.now)
-	pipeline := authn.NewPipeline(s.store, hasher, s.logger)
+	pipeline := authn.NewPipeline(s.store, hasher, s.logger, rec)
 
 	s.provider, err = oauth.New(oauth.Config{
-		Issuer:               cfg.Server.Issuer,
-		AccessTokenTTL:       time.Duration(cfg.Token.AccessTokenTTL),
-		RefreshTokenTTL:      time.Duration(cfg.Token.RefreshTokenTTL),
-		IDTokenTTL:           time.Duration(cfg.Token.IDTokenTTL),
-		AuthorizationCodeTTL: time.Duration(cfg.Token.AuthorizationCodeTTL),
-		DefaultTokenFormat:   cfg.Token.Format,
-		SystemSecrets:        secrets,
-		Store:                s.store,
-		Keys:                 keys,
-		Browser:              browserSessions{sessions},
-		CSRF:                 csrf,
-		Templates:            tmpl,
-		Metrics:              s.metrics,
-		Logger:               s.logger,
-		Now:                  s.now,
+		Issuer:        cfg.Server.Issuer,
+		Policies:      s.policies,
+		SystemSecrets: secrets,
+		Audit:         rec,
+		Store:         s.store,
+		Keys:          keys,
+		Browser:       browserSessions{sessions},
+		CSRF:          csrf,
+		Templates:     tmpl,
+		Metrics:       s.metrics,
+		Logger:        s.logger,
+		Now:           s.now,
 	})
 	if err != nil {
 		return err
@@ -226,6 +236,9 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	login := authn.NewLoginHandler(pipeline, sessions, csrf, tmpl, s.logger)
 	mux.Handle("GET /login", login)
 	mux.Handle("POST /login", login)
+	password := authn.NewPasswordHandler(pipeline, sessions, s.store, csrf, tmpl, rec, s.logger)
+	mux.Handle("GET "+authn.PasswordPath, password)
+	mux.Handle("POST "+authn.PasswordPath, password)
 	mux.Handle("GET /static/", tmpl.Static())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		page := templates.IndexPage{}
@@ -234,7 +247,8 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		}
 		tmpl.Render(w, http.StatusOK, "index.html", page)
 	})
-	mux.Handle("/admin/", admin.New(admin.Config{Store: s.store, Tokens: s.provider, Hasher: hasher, Logger: s.logger}))
+	mux.Handle("/admin/", admin.New(admin.Config{Store: s.store, Tokens: s.provider, Hasher: hasher, Logger: s.logger, Audit: rec,
+		ClientIP: func(r *http.Request) string { return clientIP.From(r).String() }}))
 	mux.HandleFunc("GET /health/alive", func(w http.ResponseWriter, r *http.Request) {
 		writeHealth(w, http.StatusOK, "ok")
 	})
@@ -259,15 +273,6 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	h = RequestID(h)
 	s.handler = h
 	return nil
-}
-
-func sessionLifetime(s config.Session) time.Duration {
-	maxAge, persistent := s.CookieMaxAge()
-	if !persistent || maxAge <= 0 {
-		// A browser-session cookie still needs a server-side bound.
-		return 24 * time.Hour
-	}
-	return maxAge
 }
 
 func writeHealth(w http.ResponseWriter, status int, msg string) {
@@ -306,8 +311,9 @@ func (s *Server) Close() error { return s.store.Close() }
 // until ctx ends.
 func (s *Server) Background(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.keys.Watch(ctx, s.reload) }()
+	go func() { defer wg.Done(); s.policies.Watch(ctx, s.reload) }()
 	go func() { defer wg.Done(); s.sweepTokens(ctx, 10*time.Minute) }()
 	wg.Wait()
 }

@@ -1,5 +1,5 @@
 // Package templates owns the HTML pages Portcullis renders (login, consent,
-// errors, sign-out, the index page) and the static assets they link. Both are
+// errors, sign-out, password change, the index page) and the static assets they link. Both are
 // embedded in the binary so a deployment is one file.
 //
 // Pages must work under the server's Content-Security-Policy, which allows
@@ -21,7 +21,7 @@ import (
 	"strings"
 )
 
-//go:embed layout.html login.html consent.html error.html logged_out.html index.html
+//go:embed layout.html login.html consent.html error.html logged_out.html index.html password.html
 var pageFS embed.FS
 
 //go:embed static
@@ -59,6 +59,18 @@ type ErrorPage struct {
 	Title     string
 	Message   string
 	RequestID string
+}
+
+// PasswordPage is the data of "password.html", the self-service password
+// change. Success replaces the form with a confirmation; Error is shown
+// above the form. MinLength is the shortest password accepted, for the
+// hint and the browser's own check.
+type PasswordPage struct {
+	Username  string
+	Error     string
+	Success   string
+	MinLength int
+	CSRFToken string
 }
 
 // LoggedOutPage is the data of "logged_out.html".

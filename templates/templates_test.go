@@ -22,6 +22,8 @@ func TestRenderPages(t *testing.T) {
 		name string
 		data any
 		want []string
+		// absent must not appear.
+		absent []string
 	}{
 		{
 			name: "login.html",
@@ -69,7 +71,27 @@ func TestRenderPages(t *testing.T) {
 		{
 			name: "index.html signed in",
 			data: IndexPage{Username: "alice"},
-			want: []string{`Signed in as <strong>alice</strong>`},
+			want: []string{`Signed in as <strong>alice</strong>`, `href="/account/password"`},
+		},
+		{
+			name: "password.html form",
+			data: PasswordPage{Username: "al<ice", Error: "Your current password is incorrect.", MinLength: 8, CSRFToken: "tok"},
+			want: []string{
+				`<form method="post" action="/account/password" aria-describedby="password-error"`,
+				`<input type="hidden" name="csrf_token" value="tok">`,
+				`value="al&lt;ice" autocomplete="username" hidden`,
+				`<label for="current_password">`, `name="current_password" type="password" autocomplete="current-password"`,
+				`<label for="new_password">`, `name="new_password" type="password" autocomplete="new-password" minlength="8"`,
+				`<label for="confirm_password">`, `name="confirm_password" type="password" autocomplete="new-password"`,
+				`Your current password is incorrect.`, `role="alert"`,
+				`At least 8 characters.`,
+			},
+		},
+		{
+			name:   "password.html success",
+			data:   PasswordPage{Username: "alice", Success: "Your password has been changed."},
+			want:   []string{`role="status"`, `Your password has been changed.`, `href="/"`},
+			absent: []string{`<form`, `type="password"`},
 		},
 		{
 			name: "index.html signed out",
@@ -98,6 +120,11 @@ func TestRenderPages(t *testing.T) {
 			for _, w := range tt.want {
 				if !strings.Contains(body, w) {
 					t.Errorf("page lacks %q:\n%s", w, body)
+				}
+			}
+			for _, a := range tt.absent {
+				if strings.Contains(body, a) {
+					t.Errorf("page contains %q:\n%s", a, body)
 				}
 			}
 			if m := inlineCode.FindString(body); m != "" {

@@ -41,6 +41,7 @@ func Run(t *testing.T, open OpenFunc) {
 		signingKeyCases(),
 		fositeCases(),
 		transactionCases(),
+		auditCases(),
 		concurrencyCases(),
 	}
 	for _, group := range groups {

@@ -19,6 +19,7 @@ import (
 	josev3 "github.com/go-jose/go-jose/v3"
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -38,6 +39,7 @@ type keyStore interface {
 	RevokeSigningKeys(ctx context.Context, keep string, at time.Time) error
 	SigningKeysVersion(ctx context.Context) (string, error)
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	RevokeTokens(ctx context.Context, f storage.TokenFilter) (int64, error)
 }
 
 // KeyManager owns the signing keys: every instance reads them from the
@@ -48,11 +50,32 @@ type KeyManager struct {
 	alg    string
 	logger *slog.Logger
 	now    func() time.Time
-	set    atomic.Pointer[keySet]
+	audit  Recorder
+	// signedLifetime bounds how long anything a key signed stays valid; a
+	// retired key is published that much longer, then leaves the JWKS.
+	signedLifetime func() time.Duration
+	set            atomic.Pointer[keySet]
+}
+
+// KeyOption configures a KeyManager.
+type KeyOption func(*KeyManager)
+
+// WithKeyAudit records every rotation.
+func WithKeyAudit(rec Recorder) KeyOption { return func(m *KeyManager) { m.audit = rec } }
+
+// WithSignedLifetime tells the manager the longest lifetime of a signed
+// token (JWT access token or ID token) under any policy, so retired keys
+// leave the JWKS once nothing they signed can still be valid. Without it
+// retired keys stay published until revoked.
+func WithSignedLifetime(f func() time.Duration) KeyOption {
+	return func(m *KeyManager) { m.signedLifetime = f }
 }
 
 type keySet struct {
 	version string
+	// expires is when the next retired key ages out of the JWKS; the set
+	// is rebuilt then even if the database did not change.
+	expires time.Time
 	signer  *josev3.JSONWebKey // private; the key fosite signs with
 	public  map[string]jose.JSONWebKey
 	jwks    cachedDoc // pre-rendered JWKS document
@@ -60,18 +83,21 @@ type keySet struct {
 
 // NewKeyManager loads the keys, generating a first one (or a new one when
 // the configured algorithm changed) so the server can always sign.
-func NewKeyManager(ctx context.Context, store keyStore, alg string, logger *slog.Logger, now func() time.Time) (*KeyManager, error) {
+func NewKeyManager(ctx context.Context, store keyStore, alg string, logger *slog.Logger, now func() time.Time, opts ...KeyOption) (*KeyManager, error) {
 	switch alg {
 	case AlgES256, AlgRS256, AlgEdDSA:
 	default:
 		return nil, fmt.Errorf("signing keys: unsupported algorithm %q", alg)
 	}
 	m := &KeyManager{store: store, alg: alg, logger: logger, now: now}
+	for _, o := range opts {
+		o(m)
+	}
 	if err := m.Reload(ctx); err != nil {
 		return nil, err
 	}
 	if s := m.set.Load(); s.signer == nil || s.signer.Algorithm != alg {
-		kid, err := m.Rotate(ctx, false)
+		kid, _, err := m.RotateBy(ctx, "system", false)
 		if err != nil {
 			return nil, err
 		}
@@ -82,43 +108,68 @@ func NewKeyManager(ctx context.Context, store keyStore, alg string, logger *slog
 
 // Rotate makes a new key the signing key. Without revokeExisting the old
 // keys stay published, so what they signed still verifies; with it they
-// leave the JWKS at once.
+// leave the JWKS at once and every token issued before is revoked.
 func (m *KeyManager) Rotate(ctx context.Context, revokeExisting bool) (string, error) {
+	kid, _, err := m.RotateBy(ctx, "system", revokeExisting)
+	return kid, err
+}
+
+// RotateBy is Rotate on behalf of actor (recorded in the audit trail); it
+// also reports how many tokens a revoking rotation revoked.
+func (m *KeyManager) RotateBy(ctx context.Context, actor string, revokeExisting bool) (string, int64, error) {
 	priv, err := generateKey(m.alg)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	jwk := jose.JSONWebKey{Key: priv, Algorithm: m.alg, Use: "sig"}
 	pub := jwk.Public()
 	thumb, err := pub.Thumbprint(crypto.SHA256)
 	if err != nil {
-		return "", fmt.Errorf("rotate signing key: thumbprint: %w", err)
+		return "", 0, fmt.Errorf("rotate signing key: thumbprint: %w", err)
 	}
 	jwk.KeyID = base64.RawURLEncoding.EncodeToString(thumb)
 	privJSON, err := jwk.MarshalJSON()
 	if err != nil {
-		return "", fmt.Errorf("rotate signing key: %w", err)
+		return "", 0, fmt.Errorf("rotate signing key: %w", err)
 	}
 	pub.KeyID = jwk.KeyID
 	pubJSON, err := pub.MarshalJSON()
 	if err != nil {
-		return "", fmt.Errorf("rotate signing key: %w", err)
+		return "", 0, fmt.Errorf("rotate signing key: %w", err)
 	}
 	now := m.now().UTC()
+	var revoked int64
 	err = m.store.InTx(ctx, func(ctx context.Context) error {
 		k := &storage.SigningKey{ID: jwk.KeyID, Algorithm: m.alg, PublicJWK: string(pubJSON), CreatedAt: now}
 		if err := m.store.CreateSigningKey(ctx, k, privJSON); err != nil {
 			return err
 		}
 		if revokeExisting {
-			return m.store.RevokeSigningKeys(ctx, k.ID, now)
+			if err := m.store.RevokeSigningKeys(ctx, k.ID, now); err != nil {
+				return err
+			}
+			// Everything issued so far, opaque or signed, dies with the
+			// keys: the "generate a new signing key" button.
+			if revoked, err = m.store.RevokeTokens(ctx, storage.TokenFilter{IssuedBefore: now.Add(time.Nanosecond)}); err != nil {
+				return err
+			}
+		} else if err := m.store.RetireSigningKeys(ctx, k.ID, now); err != nil {
+			return err
 		}
-		return m.store.RetireSigningKeys(ctx, k.ID, now)
+		if m.audit == nil {
+			return nil
+		}
+		reason := "rotate"
+		if revokeExisting {
+			reason = "revoke_existing"
+		}
+		return m.audit.Record(ctx, audit.Event{Type: audit.TypeKeyRotated, Actor: actor, Outcome: audit.OutcomeSuccess,
+			Reason: reason, Details: map[string]any{"kid": k.ID, "algorithm": m.alg, "tokens_revoked": revoked}})
 	})
 	if err != nil {
-		return "", fmt.Errorf("rotate signing key: %w", err)
+		return "", 0, fmt.Errorf("rotate signing key: %w", err)
 	}
-	return jwk.KeyID, m.Reload(ctx)
+	return jwk.KeyID, revoked, m.Reload(ctx)
 }
 
 // Reload rebuilds the key set when the database holds a different one.
@@ -127,7 +178,8 @@ func (m *KeyManager) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if cur := m.set.Load(); cur != nil && cur.version == version {
+	now := m.now()
+	if cur := m.set.Load(); cur != nil && cur.version == version && (cur.expires.IsZero() || now.Before(cur.expires)) {
 		return nil
 	}
 	rows, err := m.store.SigningKeys(ctx)
@@ -138,6 +190,16 @@ func (m *KeyManager) Reload(ctx context.Context) error {
 	var doc jose.JSONWebKeySet
 	for i := range rows {
 		row := &rows[i]
+		if row.RetiredAt != nil && m.signedLifetime != nil {
+			// Published until the last token it can have signed expires.
+			until := row.RetiredAt.Add(m.signedLifetime())
+			if !now.Before(until) {
+				continue
+			}
+			if set.expires.IsZero() || until.Before(set.expires) {
+				set.expires = until
+			}
+		}
 		var pub jose.JSONWebKey
 		if err := pub.UnmarshalJSON([]byte(row.PublicJWK)); err != nil {
 			return fmt.Errorf("signing key %s: public key: %w", row.ID, err)

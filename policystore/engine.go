@@ -358,3 +358,19 @@ func invalid(field, msg string) error {
 func wrapInvalid(err error) error {
 	return fmt.Errorf("%w: %w", ErrInvalid, err)
 }
+
+// MaxSignedLifetime is the longest a signed token (a JWT access token or an
+// ID token) can live under any policy in force, administrator overrides
+// included: how long a retired signing key must stay published.
+func (e *Engine) MaxSignedLifetime() time.Duration {
+	s := e.snap.Load()
+	longest := signedLifetime(s.global)
+	for _, p := range s.clients {
+		longest = max(longest, signedLifetime(p))
+	}
+	return longest
+}
+
+func signedLifetime(p policies.Policy) time.Duration {
+	return max(p.Token.AccessTokenTTL.D(), p.Token.Admin.AccessTokenTTL.D(), p.Token.IDTokenTTL.D())
+}

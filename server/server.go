@@ -177,7 +177,13 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	secure := issuer.Scheme == "https"
 	origin := issuer.Scheme + "://" + issuer.Host
 
-	keys, err := oauth.NewKeyManager(ctx, s.store, cfg.Keys.Algorithm, s.logger, s.now)
+	rec := audit.NewRecorder(s.store, s.logger, s.now)
+	s.policies, err = policystore.New(ctx, s.store, cfg.Policy(), rec, s.logger, s.now)
+	if err != nil {
+		return err
+	}
+	keys, err := oauth.NewKeyManager(ctx, s.store, cfg.Keys.Algorithm, s.logger, s.now,
+		oauth.WithKeyAudit(rec), oauth.WithSignedLifetime(s.policies.MaxSignedLifetime))
 	if err != nil {
 		return err
 	}
@@ -195,11 +201,6 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		return err
 	}
 	hasher := hashing.Argon2{Memory: cfg.Hashing.MemoryKiB, Iterations: cfg.Hashing.Iterations, Parallelism: cfg.Hashing.Parallelism}
-	rec := audit.NewRecorder(s.store, s.logger, s.now)
-	s.policies, err = policystore.New(ctx, s.store, cfg.Policy(), rec, s.logger, s.now)
-	if err != nil {
-		return err
-	}
 	csrf := authn.NewCSRF(csrfKey, secure, origin)
 	sessions := authn.NewSessions(s.store, s.store, authn.SessionConfig{
 		CookieName: cfg.Session.CookieName,

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis/portcullis/admin"
+	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/authn"
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/hashing"
@@ -199,7 +200,7 @@ func (a *app) keysCmd() *cobra.Command {
 		Use:   "rotate",
 		Short: "Make a new signing key current",
 		Long: "Make a new signing key current. Old public keys stay in the JWKS so what they signed still " +
-			"verifies, unless --revoke-existing removes them at once.",
+			"verifies, unless --revoke-existing removes them at once and revokes every token issued before.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, logger, err := a.load()
@@ -211,18 +212,19 @@ func (a *app) keysCmd() *cobra.Command {
 				return err
 			}
 			defer store.Close()
-			km, err := oauth.NewKeyManager(cmd.Context(), store, cfg.Keys.Algorithm, logger, time.Now)
+			km, err := oauth.NewKeyManager(cmd.Context(), store, cfg.Keys.Algorithm, logger, time.Now,
+				oauth.WithKeyAudit(audit.NewRecorder(store, logger, time.Now)))
 			if err != nil {
 				return err
 			}
-			kid, err := km.Rotate(cmd.Context(), revoke)
+			kid, revoked, err := km.RotateBy(cmd.Context(), "cli", revoke)
 			if err != nil {
 				return err
 			}
-			return a.printJSON(map[string]any{"kid": kid, "algorithm": km.Algorithm(), "revoked_existing": revoke})
+			return a.printJSON(map[string]any{"kid": kid, "algorithm": km.Algorithm(), "revoked_existing": revoke, "tokens_revoked": revoked})
 		},
 	}
-	rotate.Flags().BoolVar(&revoke, "revoke-existing", false, "remove every older key from the JWKS at once")
+	rotate.Flags().BoolVar(&revoke, "revoke-existing", false, "remove every older key from the JWKS at once and revoke every token issued before")
 	cmd.AddCommand(rotate)
 	return cmd
 }

@@ -63,6 +63,8 @@ type Store interface {
 	Consent(ctx context.Context, userID, clientID string) (*storage.Consent, error)
 	GrantConsent(ctx context.Context, userID, clientID string, scopes []string) error
 	RevokeFamily(ctx context.Context, requestID string) error
+	PutRefreshGrace(ctx context.Context, signature, clientID string, response []byte, expiresAt time.Time) error
+	RefreshGrace(ctx context.Context, signature string) (clientID string, response []byte, err error)
 }
 
 // Recorder receives security events.
@@ -94,6 +96,7 @@ type Config struct {
 type Provider struct {
 	cfg       Config
 	f         fosite.OAuth2Provider
+	strategy  *tokenStrategy
 	discovery cachedDoc
 }
 
@@ -163,7 +166,9 @@ func New(cfg Config) (*Provider, error) {
 		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: signer, Config: cc},
 		Signer:                     signer,
 	}
-	f := fosite.NewOAuth2Provider(cfg.Store, cc)
+	p := &Provider{cfg: cfg, strategy: strategy}
+	store := graceStore{Store: cfg.Store, p: p}
+	f := fosite.NewOAuth2Provider(store, cc)
 	for _, factory := range []compose.Factory{
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
@@ -174,7 +179,7 @@ func New(cfg Config) (*Provider, error) {
 		compose.OpenIDConnectExplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
 	} {
-		h := factory(cc, cfg.Store, strategies)
+		h := factory(cc, store, strategies)
 		if ah, ok := h.(fosite.AuthorizeEndpointHandler); ok {
 			fc.AuthorizeEndpointHandlers.Append(ah)
 		}
@@ -188,7 +193,7 @@ func New(cfg Config) (*Provider, error) {
 			fc.RevocationHandlers.Append(rh)
 		}
 	}
-	p := &Provider{cfg: cfg, f: f}
+	p.f = f
 	body, err := p.renderDiscovery()
 	if err != nil {
 		return nil, err

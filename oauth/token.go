@@ -73,6 +73,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	event := audit.TypeTokenIssued
 	if grant == "refresh_token" {
 		event = audit.TypeTokenRefreshed
+		p.keepForGrace(ctx, r, clientID, resp)
 	}
 	p.record(ctx, audit.Event{Type: event, ClientID: clientID, UserID: userOf(sess, grant), Outcome: audit.OutcomeSuccess,
 		Reason: grant, Details: map[string]any{"scope": strings.Join(ar.GetGrantedScopes(), " "), "family": ar.GetID()}})
@@ -97,6 +98,9 @@ func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.
 	// fosite reports a code consumed between its two reads as
 	// ErrInvalidatedAuthorizeCode; our conditional update as ErrAlreadyUsed.
 	replay := errors.Is(err, storage.ErrAlreadyUsed) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode)
+	if grant == "refresh_token" && p.serveGrace(w, r, ar, err) {
+		return
+	}
 	if replay && ar != nil && ar.GetID() != "" {
 		if rerr := p.cfg.Store.RevokeFamily(ctx, ar.GetID()); rerr != nil {
 			p.cfg.Logger.ErrorContext(ctx, "revoke replayed grant", "err", rerr.Error(), "request_id", ar.GetID())

@@ -36,7 +36,12 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, dbURL string, skipConsent bool, mutate ...func(*oauth.ClientSpec)) *fixture {
-	in := start(t, dbURL, &testClock{})
+	return fixtureOn(t, start(t, dbURL, &testClock{}), skipConsent, mutate...)
+}
+
+// fixtureOn adds the client and the user to a running instance.
+func fixtureOn(t *testing.T, in *instance, skipConsent bool, mutate ...func(*oauth.ClientSpec)) *fixture {
+	t.Helper()
 	spec := oauth.ClientSpec{
 		ID:                     "webapp",
 		Name:                   "Web App",

@@ -23,7 +23,19 @@ ALTER TABLE oauth_tokens ADD COLUMN session_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX oauth_tokens_session_id ON oauth_tokens(session_id);
 CREATE INDEX browser_sessions_user_created ON browser_sessions(user_id, created_at);
 
+-- What a refresh returned, sealed with the system secret, kept for the
+-- policy's refresh_reuse_grace so a client that raced itself gets the same
+-- answer instead of a family revocation.
+CREATE TABLE refresh_grace (
+    signature TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    response TEXT NOT NULL,
+    expires_at DATETIME NOT NULL
+);
+CREATE INDEX refresh_grace_expires_at ON refresh_grace(expires_at);
+
 -- +goose Down
+DROP TABLE refresh_grace;
 DROP INDEX browser_sessions_user_created;
 DROP INDEX oauth_tokens_session_id;
 ALTER TABLE oauth_tokens DROP COLUMN session_id;

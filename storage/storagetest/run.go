@@ -42,6 +42,7 @@ func Run(t *testing.T, open OpenFunc) {
 		fositeCases(),
 		transactionCases(),
 		auditCases(),
+		sessionCases(),
 		concurrencyCases(),
 	}
 	for _, group := range groups {

@@ -19,6 +19,8 @@ import (
 	"github.com/portcullis/portcullis/fielderr"
 	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/oauth"
+	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/policystore"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -65,7 +67,64 @@ type Config struct {
 	// passes its trusted-proxy resolution. Nil means the host part of
 	// RemoteAddr.
 	ClientIP func(*http.Request) string
+	// Policies serves and changes the security policies (/admin/policies,
+	// /admin/clients/{id}/policies) and says whether an administrator's
+	// password reset ends the user's sessions. Nil leaves those routes out.
+	Policies PolicyEngine
+	// Sessions lists and ends browser sessions and revokes tokens
+	// (/admin/users/{id}/sessions, /admin/sessions/{sid},
+	// /admin/tokens/revoke). It must write to the same database as Store,
+	// whose transactions it joins. Nil leaves those routes out.
+	Sessions SessionStore
+	// Passwords stores an administrator's password reset
+	// (PUT /admin/users/{id}/password), which also needs Sessions and
+	// Policies. Nil leaves the route out.
+	Passwords PasswordStore
+	// Keys rotates the signing keys (POST /admin/keys/rotate). Nil leaves
+	// the route out.
+	Keys KeyRotator
 }
+
+// PolicyEngine is the policy engine as the admin API uses it;
+// *policystore.Engine satisfies it. An invalid patch changes nothing and
+// returns an error wrapping policystore.ErrInvalid and a *fielderr.Error.
+type PolicyEngine interface {
+	Global() policies.Policy
+	Client(clientID string) (customized bool, p policies.Policy)
+	PatchGlobal(ctx context.Context, actor string, patch []byte) (*policystore.Change, error)
+	PatchClient(ctx context.Context, actor, clientID string, patch []byte) (*policystore.Change, error)
+}
+
+var _ PolicyEngine = (*policystore.Engine)(nil)
+
+// SessionStore ends browser sessions and revokes tokens; *storage.Store
+// satisfies it.
+type SessionStore interface {
+	UserBrowserSessions(ctx context.Context, userID string) ([]storage.BrowserSession, error)
+	BrowserSessionIncludingExpired(ctx context.Context, id string) (*storage.BrowserSession, error)
+	EndBrowserSession(ctx context.Context, id string) (bool, error)
+	EndUserSessions(ctx context.Context, userID, keep string) ([]string, error)
+	RevokeTokens(ctx context.Context, f storage.TokenFilter) (int64, error)
+}
+
+var _ SessionStore = (*storage.Store)(nil)
+
+// PasswordStore replaces a user's password hash; *storage.Store satisfies
+// it.
+type PasswordStore interface {
+	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+}
+
+var _ PasswordStore = (*storage.Store)(nil)
+
+// KeyRotator makes a new signing key; *oauth.KeyManager satisfies it. It
+// records the key.rotated event itself, in the transaction of the rotation.
+type KeyRotator interface {
+	RotateBy(ctx context.Context, actor string, revokeExisting bool) (kid string, tokensRevoked int64, err error)
+	Algorithm() string
+}
+
+var _ KeyRotator = (*oauth.KeyManager)(nil)
 
 // Scope is the OAuth scope an access token needs to use the admin API.
 const Scope = "admin"
@@ -90,14 +149,18 @@ type route struct {
 }
 
 type handler struct {
-	store  Store
-	tokens TokenVerifier
-	hasher hashing.Argon2
-	log    *slog.Logger
-	trail  *audit.Recorder
-	ip     func(*http.Request) string
-	now    func() time.Time
-	mux    *http.ServeMux
+	store     Store
+	tokens    TokenVerifier
+	hasher    hashing.Argon2
+	log       *slog.Logger
+	trail     *audit.Recorder
+	ip        func(*http.Request) string
+	policies  PolicyEngine
+	sessions  SessionStore
+	passwords PasswordStore
+	keys      KeyRotator
+	now       func() time.Time
+	mux       *http.ServeMux
 }
 
 // New returns the admin API handler, serving paths under /admin/. It panics
@@ -108,14 +171,18 @@ func New(cfg Config) http.Handler {
 		panic("admin.New: Config.Store and Config.Tokens are required")
 	}
 	h := &handler{
-		store:  cfg.Store,
-		tokens: cfg.Tokens,
-		hasher: cfg.Hasher,
-		log:    cfg.Logger,
-		trail:  cfg.Audit,
-		ip:     cfg.ClientIP,
-		now:    time.Now,
-		mux:    http.NewServeMux(),
+		store:     cfg.Store,
+		tokens:    cfg.Tokens,
+		hasher:    cfg.Hasher,
+		log:       cfg.Logger,
+		trail:     cfg.Audit,
+		ip:        cfg.ClientIP,
+		policies:  cfg.Policies,
+		sessions:  cfg.Sessions,
+		passwords: cfg.Passwords,
+		keys:      cfg.Keys,
+		now:       time.Now,
+		mux:       http.NewServeMux(),
 	}
 	if h.hasher == (hashing.Argon2{}) {
 		h.hasher = hashing.DefaultArgon2
@@ -150,7 +217,25 @@ func (h *handler) routes() []route {
 		{pattern: "GET /admin/users/{id}", handle: h.getUser},
 		{pattern: "DELETE /admin/users/{id}", handle: h.deleteUser},
 		{pattern: "GET /admin/audit", handle: h.ifAudited(h.listAudit)},
+		{pattern: "GET /admin/policies", handle: servedIf(h.policies != nil, h.getPolicies)},
+		{pattern: "PATCH /admin/policies", handle: servedIf(h.policies != nil, h.patchPolicies)},
+		{pattern: "GET /admin/clients/{id}/policies", handle: servedIf(h.policies != nil, h.getClientPolicies)},
+		{pattern: "PATCH /admin/clients/{id}/policies", handle: servedIf(h.policies != nil, h.patchClientPolicies)},
+		{pattern: "GET /admin/users/{id}/sessions", handle: servedIf(h.sessions != nil, h.listUserSessions)},
+		{pattern: "DELETE /admin/users/{id}/sessions", handle: servedIf(h.sessions != nil, h.endUserSessions)},
+		{pattern: "DELETE /admin/sessions/{sid}", handle: servedIf(h.sessions != nil, h.endSession)},
+		{pattern: "POST /admin/tokens/revoke", handle: servedIf(h.sessions != nil, h.revokeTokens)},
+		{pattern: "POST /admin/keys/rotate", handle: servedIf(h.keys != nil, h.rotateKeys)},
+		{pattern: "PUT /admin/users/{id}/password", handle: servedIf(h.passwords != nil && h.sessions != nil && h.policies != nil, h.resetPassword)},
 	}
+}
+
+// servedIf leaves a route out when the server runs without what it needs.
+func servedIf(ok bool, f handleFunc) handleFunc {
+	if !ok {
+		return nil
+	}
+	return f
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,7 +17,10 @@ import (
 
 	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/oauth"
+	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/policystore"
 	"github.com/portcullis/portcullis/storage"
+	"github.com/portcullis/portcullis/storage/storagetest"
 )
 
 // Bearer tokens known to fakeTokens.
@@ -67,40 +69,52 @@ func (b *lockedBuffer) String() string {
 }
 
 type testEnv struct {
-	handler http.Handler
-	store   *storage.Store
-	logs    *lockedBuffer
+	handler  http.Handler
+	store    *storage.Store
+	logs     *lockedBuffer
+	policies *policystore.Engine // nil when served from a failing store
+	keys     *oauth.KeyManager   // likewise
 }
 
+// newEnv serves the API over a fresh SQLite database, with a real policy
+// engine, key manager and audit trail over it.
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
-	ctx := t.Context()
-	store, err := storage.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "admin.db"), storage.Options{})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	if _, err := store.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	store := storagetest.Open(t, storagetest.SQLiteURL(t))
 	return newEnvWith(t, store, store)
 }
 
 // newEnvWith serves the API from s; store, if not nil, is the same data for
-// direct inspection.
+// direct inspection, and the policy engine, key manager, session and
+// password stores run over it. Without it they fail every call.
 func newEnvWith(t *testing.T, s Store, store *storage.Store) *testEnv {
 	t.Helper()
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := New(Config{
+	trail := testRecorder(s, logger)
+	cfg := Config{
 		Store:  s,
 		Tokens: testTokens(),
 		// Cheap parameters keep tests fast; hashing is not under test.
 		Hasher: hashing.Argon2{Memory: 64, Iterations: 1, Parallelism: 1},
 		Logger: logger,
-		Audit:  testRecorder(s, logger),
-	})
-	return &testEnv{handler: h, store: store, logs: logs}
+		Audit:  trail,
+	}
+	e := &testEnv{store: store, logs: logs}
+	if store != nil {
+		var err error
+		if e.policies, err = policystore.New(t.Context(), store, policies.Defaults(), trail, logger, time.Now); err != nil {
+			t.Fatalf("policy engine: %v", err)
+		}
+		if e.keys, err = oauth.NewKeyManager(t.Context(), store, oauth.AlgES256, logger, time.Now, oauth.WithKeyAudit(trail)); err != nil {
+			t.Fatalf("key manager: %v", err)
+		}
+		cfg.Policies, cfg.Keys, cfg.Sessions, cfg.Passwords = e.policies, e.keys, store, store
+	} else {
+		cfg.Policies, cfg.Keys, cfg.Sessions, cfg.Passwords = brokenPolicies{}, brokenKeys{}, brokenStore{}, brokenStore{}
+	}
+	e.handler = New(cfg)
+	return e
 }
 
 // newRequest builds a request with a bearer token (unless token is empty)
@@ -435,7 +449,21 @@ func TestAuthorization(t *testing.T) {
 		{"GET", "/admin/users", ""},
 		{"GET", "/admin/users/x", ""},
 		{"DELETE", "/admin/users/x", ""},
+		{"GET", "/admin/policies", ""},
+		{"PATCH", "/admin/policies", `{"token":{"access_token_ttl":"1m"}}`},
+		{"GET", "/admin/clients/x/policies", ""},
+		{"PATCH", "/admin/clients/x/policies", `{"customized":true}`},
+		{"GET", "/admin/users/x/sessions", ""},
+		{"DELETE", "/admin/users/x/sessions", ""},
+		{"DELETE", "/admin/sessions/x", ""},
+		{"POST", "/admin/tokens/revoke", `{}`},
+		{"POST", "/admin/keys/rotate", `{"revoke_existing":true}`},
+		{"PUT", "/admin/users/x/password", `{"password":"correct horse"}`},
 	}
+	createClient(t, e.store, "web")
+	token := createToken(t, e.store, "web", "", "")
+	policy := e.get(t, "/admin/policies")
+	keys := e.keys.JWKS()
 	tests := []struct {
 		name          string
 		authorization string
@@ -469,11 +497,21 @@ func TestAuthorization(t *testing.T) {
 		}
 	}
 	// Nothing was created by all those refused requests.
-	for _, path := range []string{"/admin/clients", "/admin/users"} {
+	for _, path := range []string{"/admin/users"} {
 		rec := e.do(t, "GET", path, adminToken, "")
 		if got := strings.TrimSpace(rec.Body.String()); got != `{"items":[],"next":""}` {
 			t.Errorf("after refused requests, GET %s = %s", path, got)
 		}
+	}
+	if got := decode[listPage[ClientView]](t, e.do(t, "GET", "/admin/clients", adminToken, "")); len(got.Items) != 1 {
+		t.Errorf("after refused requests, %d clients, want only the fixture", len(got.Items))
+	}
+	// Nor was anything changed or revoked.
+	if got := e.get(t, "/admin/policies"); got != policy {
+		t.Errorf("refused requests changed the policy: %s", got)
+	}
+	if !bytes.Equal(e.keys.JWKS(), keys) || !tokenActive(t, e.store, token) {
+		t.Error("refused requests rotated keys or revoked tokens")
 	}
 
 	t.Run("lower-case scheme accepted", func(t *testing.T) {
@@ -674,6 +712,47 @@ func (s brokenStore) ListUsers(context.Context, string, int) ([]storage.User, er
 	return nil, s.fail("list users")
 }
 func (s brokenStore) DeleteUser(context.Context, string) error { return s.fail("delete user") }
+func (s brokenStore) UserBrowserSessions(context.Context, string) ([]storage.BrowserSession, error) {
+	return nil, s.fail("list browser sessions")
+}
+func (s brokenStore) BrowserSessionIncludingExpired(context.Context, string) (*storage.BrowserSession, error) {
+	return nil, s.fail("get browser session")
+}
+func (s brokenStore) EndBrowserSession(context.Context, string) (bool, error) {
+	return false, s.fail("end browser session")
+}
+func (s brokenStore) EndUserSessions(context.Context, string, string) ([]string, error) {
+	return nil, s.fail("end user sessions")
+}
+func (s brokenStore) RevokeTokens(context.Context, storage.TokenFilter) (int64, error) {
+	return 0, s.fail("revoke tokens")
+}
+func (s brokenStore) UpdatePasswordHash(context.Context, string, string) error {
+	return s.fail("update password hash")
+}
+
+// brokenPolicies is a policy engine whose database went away: it still
+// answers from memory, but every change fails.
+type brokenPolicies struct{}
+
+func (brokenPolicies) Global() policies.Policy { return policies.Defaults() }
+func (brokenPolicies) Client(string) (bool, policies.Policy) {
+	return false, policies.Defaults()
+}
+func (brokenPolicies) PatchGlobal(context.Context, string, []byte) (*policystore.Change, error) {
+	return nil, brokenStore{}.fail("patch global policy")
+}
+func (brokenPolicies) PatchClient(context.Context, string, string, []byte) (*policystore.Change, error) {
+	return nil, brokenStore{}.fail("patch client policy")
+}
+
+// brokenKeys is a key manager whose database went away.
+type brokenKeys struct{}
+
+func (brokenKeys) RotateBy(context.Context, string, bool) (string, int64, error) {
+	return "", 0, brokenStore{}.fail("rotate signing key")
+}
+func (brokenKeys) Algorithm() string { return oauth.AlgES256 }
 
 func TestServerError(t *testing.T) {
 	e := newEnvWith(t, brokenStore{}, nil)
@@ -686,6 +765,15 @@ func TestServerError(t *testing.T) {
 		{"GET", "/admin/users", ""},
 		{"GET", "/admin/users/x", ""},
 		{"DELETE", "/admin/users/x", ""},
+		{"PATCH", "/admin/policies", `{"token":{"access_token_ttl":"1m"}}`},
+		{"GET", "/admin/clients/x/policies", ""},
+		{"PATCH", "/admin/clients/x/policies", `{"customized":true}`},
+		{"GET", "/admin/users/x/sessions", ""},
+		{"DELETE", "/admin/users/x/sessions", ""},
+		{"DELETE", "/admin/sessions/x", ""},
+		{"POST", "/admin/tokens/revoke", `{}`},
+		{"POST", "/admin/keys/rotate", ""},
+		{"PUT", "/admin/users/x/password", `{"password":"correct horse"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {

@@ -122,25 +122,47 @@ func auditQuery(v url.Values) (audit.Query, error) {
 // the request; the change's log line follows the commit, so it never
 // reports what was rolled back.
 func (h *handler) audited(r *http.Request, who *oauth.TokenInfo, e audit.Event, change func(ctx context.Context) error) error {
-	e.Actor = who.Subject
-	if e.Actor == "" {
-		e.Actor = who.ClientID // a client acting for itself
-	}
-	e.IP = h.ip(r)
-	e.Outcome = audit.OutcomeSuccess
-	if e.Details == nil {
-		e.Details = map[string]any{}
-	}
-	e.Details["admin_client_id"] = who.ClientID
+	return h.auditedAll(r, who, func(ctx context.Context) ([]audit.Event, error) {
+		return []audit.Event{e}, change(ctx)
+	})
+}
+
+// auditedAll is audited for a change whose events depend on what it found,
+// such as one session.ended per session it ended. change returns them; they
+// are recorded in its transaction.
+func (h *handler) auditedAll(r *http.Request, who *oauth.TokenInfo, change func(ctx context.Context) ([]audit.Event, error)) error {
+	var events []audit.Event
 	err := h.store.InTx(r.Context(), func(ctx context.Context) error {
-		if err := change(ctx); err != nil {
+		var err error
+		if events, err = change(ctx); err != nil {
 			return err
 		}
-		return h.trail.Record(ctx, e)
+		for i := range events {
+			e := &events[i]
+			e.Actor = actor(who)
+			e.IP = h.ip(r)
+			e.Outcome = audit.OutcomeSuccess
+			if e.Details == nil {
+				e.Details = map[string]any{}
+			}
+			e.Details["admin_client_id"] = who.ClientID
+			if err := h.trail.Record(ctx, *e); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
+	for _, e := range events {
+		h.logChange(r, who, e)
+	}
+	return nil
+}
+
+// logChange writes the log line of a committed change.
+func (h *handler) logChange(r *http.Request, who *oauth.TokenInfo, e audit.Event) {
 	// With a trail, the recorder has logged the event at info already.
 	level := slog.LevelInfo
 	if h.trail != nil {
@@ -157,7 +179,15 @@ func (h *handler) audited(r *http.Request, who *oauth.TokenInfo, e audit.Event, 
 		attrs = append(attrs, slog.String("username", name))
 	}
 	h.log.LogAttrs(r.Context(), level, "admin: "+strings.ReplaceAll(e.Type, ".", " "), attrs...)
-	return nil
+}
+
+// actor is who the audit trail says acted: the token's user, or the client
+// when it acts for itself.
+func actor(who *oauth.TokenInfo) string {
+	if who.Subject != "" {
+		return who.Subject
+	}
+	return who.ClientID
 }
 
 // remoteHost is the default ClientIP: the peer address, without its port.

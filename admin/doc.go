@@ -1,6 +1,7 @@
 // Package admin is Portcullis's administration API: a JSON-over-HTTP
-// interface for registering OAuth clients and managing users, meant for
-// operators' tooling rather than browsers.
+// interface for registering OAuth clients, managing users, their sessions
+// and tokens, the security policies (global and per application) and the
+// signing keys, meant for operators' tooling rather than browsers.
 //
 // Every route lives under /admin/ (mount the handler from New at "/admin/"
 // without stripping the prefix) and, except the OpenAPI document at
@@ -8,6 +9,12 @@
 // "admin" scope. The document embedded as openapi.json is the contract; the
 // tests replay real calls through an OpenAPI validator so that it cannot
 // drift from what the handlers do.
+//
+// Every change is recorded in the audit trail with the acting token's
+// subject, in the transaction of the change: the policy engine and the key
+// manager record their own events, the handlers here the rest. Routes whose
+// dependency (Config.Policies, Sessions, Passwords, Keys) is missing are not
+// served.
 //
 // Handlers return errors instead of writing them: one adapter turns every
 // error into a JSON body and status, so all failures look alike and internal

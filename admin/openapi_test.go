@@ -17,6 +17,115 @@ import (
 	"github.com/portcullis/portcullis/storage"
 )
 
+// policyCalls exercise the policy routes beyond their shared cases.
+func policyCalls() []apiCall {
+	padded := func(open, close string) string { return open + strings.Repeat(" ", maxBodyBytes) + close }
+	global, client := "/admin/policies", "/admin/clients/"+seedClient+"/policies"
+	return []apiCall{
+		{name: "patch policy, application/json", method: "PATCH", path: global, token: adminToken,
+			body: `{"session":{"max_concurrent":3,"on_limit":"reject","reauth_for":["password_change"]}}`, status: 200, docAccepts: true},
+		{name: "patch policy, with warnings", method: "PATCH", path: global, token: adminToken, contentType: mergePatchType,
+			body: `{"token":{"access_token_ttl":"30s"}}`, status: 200, docAccepts: true},
+		{name: "patch policy, null resets", method: "PATCH", path: global, token: adminToken, contentType: mergePatchType,
+			body: `{"session":{"idle_timeout":null,"reauth_for":null},"token":{"admin":null}}`, status: 200, docAccepts: true},
+		{name: "patch policy, nonsensical value", method: "PATCH", path: global, token: adminToken, contentType: mergePatchType,
+			body: `{"token":{"access_token_ttl":"0s"}}`, status: 422, docAccepts: true},
+		{name: "patch policy, unknown key", method: "PATCH", path: global, token: adminToken, contentType: mergePatchType,
+			body: `{"token":{"acces_token_ttl":"1m"}}`, status: 422},
+		{name: "patch policy, wrong type", method: "PATCH", path: global, token: adminToken, contentType: mergePatchType,
+			body: `{"token":{"access_token_ttl":15}}`, status: 422},
+		{name: "patch policy, malformed", method: "PATCH", path: global, token: adminToken, contentType: mergePatchType,
+			body: `{"token":`, status: 400},
+		{name: "patch policy, not an object", method: "PATCH", path: global, token: adminToken, contentType: mergePatchType,
+			body: `[]`, status: 400},
+		{name: "patch policy, null", method: "PATCH", path: global, token: adminToken, contentType: mergePatchType,
+			body: `null`, status: 400},
+		{name: "patch policy, too large", method: "PATCH", path: global, token: adminToken, contentType: mergePatchType,
+			body: padded(`{"token":{`, `}}`), status: 413, docAccepts: true},
+		{name: "patch policy, text/plain", method: "PATCH", path: global, token: adminToken, contentType: "text/plain",
+			body: `{}`, status: 415},
+
+		{name: "get policy of missing client", method: "GET", path: missingClient + "/policies", token: adminToken, status: 404, docAccepts: true},
+		{name: "patch policy of missing client", method: "PATCH", path: missingClient + "/policies", token: adminToken,
+			body: `{"customized":true}`, status: 404, docAccepts: true},
+		{name: "patch client policy, not customized", method: "PATCH", path: client, token: adminToken,
+			body: `{"token":{"access_token_ttl":"5m"}}`, status: 422, docAccepts: true},
+		{name: "customize client", method: "PATCH", path: client, token: adminToken, contentType: mergePatchType,
+			body: `{"customized":true}`, status: 200, docAccepts: true},
+		{name: "client policy, customized not a boolean", method: "PATCH", path: client, token: adminToken,
+			body: `{"customized":"yes"}`, status: 422},
+		{name: "client policy, malformed", method: "PATCH", path: client, token: adminToken, body: `{"customized":tru}`, status: 400},
+		{name: "client policy, too large", method: "PATCH", path: client, token: adminToken,
+			body: padded(`{"customized":true`, `}`), status: 413, docAccepts: true},
+		{name: "client policy, form encoded", method: "PATCH", path: client, token: adminToken,
+			contentType: "application/x-www-form-urlencoded", body: `customized=true`, status: 415},
+		{name: "uncustomize client", method: "PATCH", path: client, token: adminToken,
+			body: `{"customized":false}`, status: 200, docAccepts: true},
+	}
+}
+
+// sessionCalls exercise the session, token, key and password routes
+// beyond their shared cases.
+func sessionCalls() []apiCall {
+	padded := func(open, close string) string { return open + strings.Repeat(" ", maxBodyBytes) + close }
+	password := "/admin/users/" + seedUserID + "/password"
+	return []apiCall{
+		{name: "sessions of missing user", method: "GET", path: missingUser + "/sessions", token: adminToken, status: 404, docAccepts: true},
+		{name: "end sessions of missing user", method: "DELETE", path: missingUser + "/sessions", token: adminToken, status: 404, docAccepts: true},
+		{name: "end missing session", method: "DELETE", path: "/admin/sessions/nothing", token: adminToken, status: 404, docAccepts: true},
+
+		{name: "revoke by user", method: "POST", path: "/admin/tokens/revoke", token: adminToken,
+			body: `{"user_id":"` + seedUserID + `"}`, status: 200, docAccepts: true},
+		{name: "revoke every token", method: "POST", path: "/admin/tokens/revoke", token: adminToken,
+			body: `{}`, status: 200, docAccepts: true},
+		{name: "revoke, unknown client", method: "POST", path: "/admin/tokens/revoke", token: adminToken,
+			body: `{"client_id":"nobody"}`, status: 404, docAccepts: true},
+		{name: "revoke, unknown user", method: "POST", path: "/admin/tokens/revoke", token: adminToken,
+			body: `{"client_id":"` + seedClient + `","user_id":"nobody"}`, status: 404, docAccepts: true},
+		{name: "revoke, empty client_id", method: "POST", path: "/admin/tokens/revoke", token: adminToken,
+			body: `{"client_id":""}`, status: 422},
+		{name: "revoke, null user_id", method: "POST", path: "/admin/tokens/revoke", token: adminToken,
+			body: `{"user_id":null}`, status: 422},
+		{name: "revoke, unknown field", method: "POST", path: "/admin/tokens/revoke", token: adminToken,
+			body: `{"client":"x"}`, status: 400},
+		{name: "revoke, wrong type", method: "POST", path: "/admin/tokens/revoke", token: adminToken,
+			body: `{"user_id":5}`, status: 400},
+		{name: "revoke, no body", method: "POST", path: "/admin/tokens/revoke", token: adminToken,
+			contentType: "application/json", status: 400},
+		{name: "revoke, too large", method: "POST", path: "/admin/tokens/revoke", token: adminToken,
+			body: padded(`{`, `}`), status: 413, docAccepts: true},
+		{name: "revoke, text/plain", method: "POST", path: "/admin/tokens/revoke", token: adminToken,
+			contentType: "text/plain", body: `{}`, status: 415},
+
+		{name: "rotate, no body", method: "POST", path: "/admin/keys/rotate", token: adminToken, status: 200, docAccepts: true},
+		{name: "rotate, revoking", method: "POST", path: "/admin/keys/rotate", token: adminToken,
+			body: `{"revoke_existing":true}`, status: 200, docAccepts: true},
+		{name: "rotate, wrong type", method: "POST", path: "/admin/keys/rotate", token: adminToken,
+			body: `{"revoke_existing":"yes"}`, status: 400},
+		{name: "rotate, unknown field", method: "POST", path: "/admin/keys/rotate", token: adminToken,
+			body: `{"revoke":true}`, status: 400},
+		{name: "rotate, too large", method: "POST", path: "/admin/keys/rotate", token: adminToken,
+			body: padded(`{"revoke_existing":false`, `}`), status: 413, docAccepts: true},
+		{name: "rotate, text/plain", method: "POST", path: "/admin/keys/rotate", token: adminToken,
+			contentType: "text/plain", body: `{}`, status: 415},
+
+		{name: "reset password", method: "PUT", path: password, token: adminToken,
+			body: `{"password":"a new passphrase"}`, status: 204, docAccepts: true},
+		{name: "reset password of missing user", method: "PUT", path: missingUser + "/password", token: adminToken,
+			body: `{"password":"a new passphrase"}`, status: 404, docAccepts: true},
+		{name: "reset password, too short", method: "PUT", path: password, token: adminToken,
+			body: `{"password":"short"}`, status: 422},
+		{name: "reset password, too long", method: "PUT", path: password, token: adminToken,
+			body: `{"password":"` + strings.Repeat("a", 1025) + `"}`, status: 422, docAccepts: true},
+		{name: "reset password, unknown field", method: "PUT", path: password, token: adminToken,
+			body: `{"password":"a new passphrase","confirm":"a new passphrase"}`, status: 400},
+		{name: "reset password, too large", method: "PUT", path: password, token: adminToken,
+			body: padded(`{"password":"a new passphrase"`, `}`), status: 413, docAccepts: true},
+		{name: "reset password, text/plain", method: "PUT", path: password, token: adminToken,
+			contentType: "text/plain", body: `{"password":"a new passphrase"}`, status: 415},
+	}
+}
+
 func loadDocument(t *testing.T) *openapi3.T {
 	t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromData(openAPIDocument)
@@ -42,6 +151,7 @@ type apiCall struct {
 	body        string
 	status      int
 	docAccepts  bool
+	infallible  bool // answered from memory, so a failing store cannot make it fail
 }
 
 const (
@@ -53,6 +163,9 @@ const (
 	validUser     = `{"username":"%s","password":"correct horse"}`
 	missingClient = "/admin/clients/nobody"
 	missingUser   = "/admin/users/0190a4b6-0000-7000-8000-000000000000"
+	policyClient  = "policy-client"
+	sessionUserID = "0190a4b6-1111-7000-8000-000000000003"
+	seedSession   = "seed-session"
 )
 
 // protectedCalls are, per protected operation, a call that would succeed
@@ -69,6 +182,17 @@ func protectedCalls() []apiCall {
 		{method: "GET", path: "/admin/users/" + seedUserID, status: 200},
 		{method: "DELETE", path: "/admin/users/" + seedUserID, status: 204},
 		{method: "GET", path: "/admin/audit", status: 200},
+		{method: "GET", path: "/admin/policies", status: 200, infallible: true},
+		{method: "PATCH", path: "/admin/policies", contentType: mergePatchType, body: `{"token":{"access_token_ttl":"10m"}}`, status: 200},
+		{method: "GET", path: "/admin/clients/" + policyClient + "/policies", status: 200},
+		{method: "PATCH", path: "/admin/clients/" + policyClient + "/policies", contentType: mergePatchType,
+			body: `{"customized":true,"token":{"access_token_ttl":"5m"}}`, status: 200},
+		{method: "GET", path: "/admin/users/" + sessionUserID + "/sessions", status: 200},
+		{method: "DELETE", path: "/admin/sessions/" + seedSession, status: 204},
+		{method: "DELETE", path: "/admin/users/" + sessionUserID + "/sessions", status: 200},
+		{method: "POST", path: "/admin/tokens/revoke", body: `{"client_id":"` + policyClient + `","user_id":"` + sessionUserID + `"}`, status: 200},
+		{method: "POST", path: "/admin/keys/rotate", body: `{"revoke_existing":false}`, status: 200},
+		{method: "PUT", path: "/admin/users/" + sessionUserID + "/password", body: `{"password":"correct horse"}`, status: 204},
 	}
 }
 
@@ -148,6 +272,8 @@ func apiCalls() []apiCall {
 		{name: "audit events, bad limit", method: "GET", path: "/admin/audit?limit=0", token: adminToken, status: 400},
 		{name: "audit events, bad time", method: "GET", path: "/admin/audit?from=yesterday", token: adminToken, status: 400},
 	}
+	calls = append(calls, policyCalls()...)
+	calls = append(calls, sessionCalls()...)
 	for _, c := range protectedCalls() {
 		op := c.method + " " + c.path
 		refused := c
@@ -158,9 +284,11 @@ func apiCalls() []apiCall {
 		calls = append(calls, refused)
 		refused.name, refused.token, refused.status = op+" without the admin scope", plainToken, http.StatusForbidden
 		calls = append(calls, refused)
-		broken := c
-		broken.name, broken.token, broken.broken, broken.status, broken.docAccepts = op+" with a failing store", adminToken, true, 500, true
-		calls = append(calls, broken)
+		if !c.infallible {
+			broken := c
+			broken.name, broken.token, broken.broken, broken.status, broken.docAccepts = op+" with a failing store", adminToken, true, 500, true
+			calls = append(calls, broken)
+		}
 	}
 	// The successes go last: they delete the seeds the calls above read.
 	for _, c := range protectedCalls() {
@@ -179,11 +307,14 @@ func seed(t *testing.T, store *storage.Store) {
 			t.Fatal(err)
 		}
 	}
-	for id, name := range map[string]string{seedUserID: "seed", doomedUserID: "doomed"} {
+	for id, name := range map[string]string{seedUserID: "seed", doomedUserID: "doomed", sessionUserID: "sessions"} {
 		if err := store.CreateUser(ctx, &storage.User{ID: id, Username: name, PasswordHash: "$argon2id$x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	createClient(t, store, policyClient)
+	createSession(t, store, seedSession, sessionUserID)
+	createToken(t, store, policyClient, sessionUserID, seedSession)
 }
 
 // requireBearer stands in for real authentication during request

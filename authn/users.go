@@ -41,6 +41,15 @@ func checkPasswordLength(fe *fielderr.Error, field, pw string) {
 	}
 }
 
+// CheckPassword reports what is wrong with pw as a new password given in
+// field, as a *fielderr.Error, or nil. It is NewUser's rule, exported so an
+// administrator's reset judges a password exactly as user creation does.
+func CheckPassword(field, pw string) error {
+	var fe fielderr.Error
+	checkPasswordLength(&fe, field, pw)
+	return fe.Err()
+}
+
 // NewUser validates spec and builds the user to store, hashing the password
 // with argon2id under hasher's parameters.
 func NewUser(spec UserSpec, hasher hashing.Argon2) (*storage.User, error) {

@@ -232,23 +232,6 @@ func (m *KeyManager) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Watch reloads the key set every interval until ctx ends, so a rotation on
-// one instance reaches every other.
-func (m *KeyManager) Watch(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := m.Reload(ctx); err != nil && ctx.Err() == nil {
-				m.logger.Warn("reload signing keys", "err", err)
-			}
-		}
-	}
-}
-
 // SigningKey is fosite's jwt.GetPrivateKey.
 func (m *KeyManager) SigningKey(context.Context) (interface{}, error) {
 	if s := m.set.Load(); s != nil && s.signer != nil {

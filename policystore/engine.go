@@ -94,22 +94,6 @@ func (e *Engine) Version() int64 { return e.snap.Load().version }
 // Reload picks up changes made by any instance.
 func (e *Engine) Reload(ctx context.Context) error { return e.reload(ctx, false) }
 
-// Watch reloads every interval until ctx ends.
-func (e *Engine) Watch(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := e.Reload(ctx); err != nil && ctx.Err() == nil {
-				e.logger.Warn("reload policies", "err", err.Error())
-			}
-		}
-	}
-}
-
 func (e *Engine) reload(ctx context.Context, force bool) error {
 	version, err := e.store.PolicyVersion(ctx)
 	if err != nil {

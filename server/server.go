@@ -249,7 +249,8 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		tmpl.Render(w, http.StatusOK, "index.html", page)
 	})
 	mux.Handle("/admin/", admin.New(admin.Config{Store: s.store, Tokens: s.provider, Hasher: hasher, Logger: s.logger, Audit: rec,
-		ClientIP: func(r *http.Request) string { return clientIP.From(r).String() }}))
+		ClientIP: func(r *http.Request) string { return clientIP.From(r).String() },
+		Policies: s.policies, Sessions: s.store, Passwords: s.store, Keys: keys}))
 	mux.HandleFunc("GET /health/alive", func(w http.ResponseWriter, r *http.Request) {
 		writeHealth(w, http.StatusOK, "ok")
 	})
@@ -312,31 +313,45 @@ func (s *Server) Close() error { return s.store.Close() }
 // until ctx ends.
 func (s *Server) Background(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); s.keys.Watch(ctx, s.reload) }()
-	go func() { defer wg.Done(); s.policies.Watch(ctx, s.reload) }()
-	go func() { defer wg.Done(); s.sweepTokens(ctx, 10*time.Minute) }()
+	jobs := []struct {
+		name  string
+		every time.Duration
+		run   func(context.Context) error
+	}{
+		// Rotations and policy changes made through any instance.
+		{"reload signing keys", s.reload, s.keys.Reload},
+		{"reload policies", s.reload, s.policies.Reload},
+		{"delete expired tokens", 10 * time.Minute, s.sweepTokens},
+	}
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(j.every)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := j.run(ctx); err != nil && ctx.Err() == nil {
+						s.logger.Warn(j.name, "err", err.Error())
+					}
+				}
+			}
+		}()
+	}
 	wg.Wait()
 }
 
-func (s *Server) sweepTokens(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			// A day's grace keeps used refresh tokens around long enough to
-			// recognise their reuse after they expire.
-			n, err := s.store.DeleteExpiredTokens(ctx, s.now().Add(-24*time.Hour))
-			if err != nil && ctx.Err() == nil {
-				s.logger.Warn("delete expired tokens", "err", err)
-			} else if n > 0 {
-				s.logger.Info("deleted expired tokens", "count", n)
-			}
-		}
+func (s *Server) sweepTokens(ctx context.Context) error {
+	// A day's grace keeps used refresh tokens around long enough to
+	// recognise their reuse after they expire.
+	n, err := s.store.DeleteExpiredTokens(ctx, s.now().Add(-24*time.Hour))
+	if n > 0 {
+		s.logger.Info("deleted expired tokens", "count", n)
 	}
+	return err
 }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully within the

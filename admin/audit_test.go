@@ -31,6 +31,9 @@ func (s brokenStore) InTx(ctx context.Context, fn func(context.Context) error) e
 func (s brokenStore) AppendAudit(context.Context, *storage.AuditEvent) error {
 	return s.fail("append audit event")
 }
+func (s brokenStore) AppendAuditBatch(context.Context, []*storage.AuditEvent) error {
+	return s.fail("append audit events")
+}
 func (s brokenStore) ListAudit(context.Context, storage.AuditFilter) ([]storage.AuditEvent, error) {
 	return nil, s.fail("list audit events")
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis/portcullis/fielderr"
@@ -69,6 +70,7 @@ type Event struct {
 // Store is what a Recorder needs of storage; *storage.Store satisfies it.
 type Store interface {
 	AppendAudit(ctx context.Context, e *storage.AuditEvent) error
+	AppendAuditBatch(ctx context.Context, events []*storage.AuditEvent) error
 	ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
 }
 
@@ -79,7 +81,17 @@ type Recorder struct {
 	store Store
 	log   *slog.Logger
 	now   func() time.Time
+	// queue carries events recorded with RecordBatched to Run's writer.
+	queue   chan *storage.AuditEvent
+	running atomic.Bool
 }
+
+// Batching of high-volume events (see RecordBatched).
+const (
+	queueSize     = 8192
+	maxBatch      = 500
+	flushInterval = 50 * time.Millisecond
+)
 
 // NewRecorder returns a recorder writing to store and echoing each event to
 // logger (nil discards), stamping events with now (nil means time.Now). It
@@ -94,7 +106,7 @@ func NewRecorder(store Store, logger *slog.Logger, now func() time.Time) *Record
 	if now == nil {
 		now = time.Now
 	}
-	return &Recorder{store: store, log: logger, now: now}
+	return &Recorder{store: store, log: logger, now: now, queue: make(chan *storage.AuditEvent, queueSize)}
 }
 
 // Record stores e, inside the transaction ctx carries if any, and logs it at
@@ -106,8 +118,89 @@ func (r *Recorder) Record(ctx context.Context, e Event) error {
 	if r == nil {
 		return nil
 	}
+	row, e, err := r.row(e)
+	if err != nil {
+		return err
+	}
+	return r.store1(ctx, row, e)
+}
+
+// RecordBatched is Record for high-volume events (every token issued): the
+// event is stamped and logged now and written with others in one INSERT a
+// few milliseconds later by Run, so recording it does not add a database
+// write to the request. While Run is not running, or its queue is full, it
+// writes at once like Record — events are never dropped. An event not yet
+// written is lost if the process dies, which is why security decisions use
+// Record, written in the transaction of the change they describe.
+func (r *Recorder) RecordBatched(ctx context.Context, e Event) error {
+	if r == nil {
+		return nil
+	}
+	row, e, err := r.row(e)
+	if err != nil {
+		return err
+	}
+	if r.running.Load() {
+		select {
+		case r.queue <- row:
+			r.log.LogAttrs(ctx, slog.LevelInfo, "audit event", logAttrs(row, e)...)
+			return nil
+		default:
+		}
+	}
+	return r.store1(ctx, row, e)
+}
+
+// Run writes batched events until ctx ends, then writes what is left.
+func (r *Recorder) Run(ctx context.Context) {
+	r.running.Store(true)
+	tick := time.NewTicker(flushInterval)
+	defer tick.Stop()
+	batch := make([]*storage.AuditEvent, 0, maxBatch)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		// Written even while shutting down: ctx may be done already.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := r.store.AppendAuditBatch(wctx, batch); err != nil {
+			r.log.LogAttrs(ctx, slog.LevelError, "audit events not stored",
+				slog.Int("count", len(batch)), slog.String("error", err.Error()))
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case row := <-r.queue:
+			batch = append(batch, row)
+			if len(batch) == maxBatch {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		case <-ctx.Done():
+			r.running.Store(false)
+			for {
+				select {
+				case row := <-r.queue:
+					batch = append(batch, row)
+					if len(batch) == maxBatch {
+						flush()
+					}
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+// row validates and stamps e and builds its storage row.
+func (r *Recorder) row(e Event) (*storage.AuditEvent, Event, error) {
 	if e.Type == "" {
-		return errors.New("audit: record: event has no type")
+		return nil, e, errors.New("audit: record: event has no type")
 	}
 	if e.Time.IsZero() {
 		e.Time = r.now()
@@ -123,10 +216,15 @@ func (r *Recorder) Record(ctx context.Context, e Event) error {
 	if len(e.Details) > 0 {
 		b, err := json.Marshal(e.Details)
 		if err != nil {
-			return fmt.Errorf("audit: record %s: encode details: %w", e.Type, err)
+			return nil, e, fmt.Errorf("audit: record %s: encode details: %w", e.Type, err)
 		}
 		row.Details = string(b)
 	}
+	return row, e, nil
+}
+
+// store1 writes one event now, in ctx's transaction if any.
+func (r *Recorder) store1(ctx context.Context, row *storage.AuditEvent, e Event) error {
 	err := r.store.AppendAudit(ctx, row)
 	attrs := logAttrs(row, e)
 	if err != nil {

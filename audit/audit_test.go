@@ -44,6 +44,7 @@ func textLogger(w *logBuffer) *slog.Logger {
 
 // fakeStore keeps rows in memory and counts calls; err fails every call.
 type fakeStore struct {
+	mu      sync.Mutex // Run writes from its own goroutine
 	rows    []storage.AuditEvent
 	calls   int
 	filters []storage.AuditFilter
@@ -51,12 +52,23 @@ type fakeStore struct {
 }
 
 func (f *fakeStore) AppendAudit(_ context.Context, e *storage.AuditEvent) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.calls++
 	if f.err != nil {
 		return f.err
 	}
 	e.ID = int64(len(f.rows) + 1)
 	f.rows = append(f.rows, *e)
+	return nil
+}
+
+func (f *fakeStore) AppendAuditBatch(ctx context.Context, events []*storage.AuditEvent) error {
+	for _, e := range events {
+		if err := f.AppendAudit(ctx, e); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

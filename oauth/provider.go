@@ -70,6 +70,9 @@ type Store interface {
 // Recorder receives security events.
 type Recorder interface {
 	Record(ctx context.Context, e audit.Event) error
+	// RecordBatched is for high-volume events (every token issued): written
+	// shortly after, with others, rather than in the request.
+	RecordBatched(ctx context.Context, e audit.Event) error
 }
 
 // Config configures the provider.
@@ -323,6 +326,16 @@ func (p *Provider) record(ctx context.Context, e audit.Event) {
 		return
 	}
 	if err := p.cfg.Audit.Record(ctx, e); err != nil {
+		p.cfg.Logger.ErrorContext(ctx, "record audit event", "type", e.Type, "err", err.Error())
+	}
+}
+
+// recordIssued writes the event of a routine issuance, batched.
+func (p *Provider) recordIssued(ctx context.Context, e audit.Event) {
+	if p.cfg.Audit == nil {
+		return
+	}
+	if err := p.cfg.Audit.RecordBatched(ctx, e); err != nil {
 		p.cfg.Logger.ErrorContext(ctx, "record audit event", "type", e.Type, "err", err.Error())
 	}
 }

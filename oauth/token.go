@@ -75,7 +75,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		event = audit.TypeTokenRefreshed
 		p.keepForGrace(ctx, r, clientID, resp)
 	}
-	p.record(ctx, audit.Event{Type: event, ClientID: clientID, UserID: userOf(sess, grant), Outcome: audit.OutcomeSuccess,
+	p.recordIssued(ctx, audit.Event{Type: event, ClientID: clientID, UserID: userOf(sess, grant), Outcome: audit.OutcomeSuccess,
 		Reason: grant, Details: map[string]any{"scope": strings.Join(ar.GetGrantedScopes(), " "), "family": ar.GetID()}})
 	p.f.WriteAccessResponse(ctx, w, ar, resp)
 }

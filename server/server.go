@@ -48,6 +48,7 @@ type Server struct {
 	store    *storage.Store
 	keys     *oauth.KeyManager
 	policies *policystore.Engine
+	audit    *audit.Recorder
 	provider *oauth.Provider
 	metrics  *Metrics
 	handler  http.Handler
@@ -178,6 +179,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	origin := issuer.Scheme + "://" + issuer.Host
 
 	rec := audit.NewRecorder(s.store, s.logger, s.now)
+	s.audit = rec
 	s.policies, err = policystore.New(ctx, s.store, cfg.Policy(), rec, s.logger, s.now)
 	if err != nil {
 		return err
@@ -313,6 +315,8 @@ func (s *Server) Close() error { return s.store.Close() }
 // until ctx ends.
 func (s *Server) Background(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.audit.Run(ctx) }()
 	jobs := []struct {
 		name  string
 		every time.Duration
@@ -367,8 +371,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	bgCtx, stopBg := context.WithCancel(ctx)
-	defer stopBg()
-	go s.Background(bgCtx)
+	bgDone := make(chan struct{})
+	go func() { s.Background(bgCtx); close(bgDone) }()
+	// Stopped after the HTTP server, so events of the last requests are
+	// written before Serve returns.
+	defer func() { stopBg(); <-bgDone }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

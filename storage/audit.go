@@ -51,6 +51,22 @@ const auditDeleteBatch = 10000
 // kept in UTC to the microsecond, the precision both backends share, so e
 // holds exactly what a later read returns.
 func (s *Store) AppendAudit(ctx context.Context, e *AuditEvent) error {
+	s.prepareAudit(e)
+	return mapErr("append audit event", s.conn(ctx).Create(e).Error)
+}
+
+// AppendAuditBatch stores several events with one multi-row INSERT.
+func (s *Store) AppendAuditBatch(ctx context.Context, events []*AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	for _, e := range events {
+		s.prepareAudit(e)
+	}
+	return mapErr("append audit events", s.conn(ctx).CreateInBatches(events, 500).Error)
+}
+
+func (s *Store) prepareAudit(e *AuditEvent) {
 	e.ID = 0
 	if e.OccurredAt.IsZero() {
 		e.OccurredAt = s.now()
@@ -62,7 +78,6 @@ func (s *Store) AppendAudit(ctx context.Context, e *AuditEvent) error {
 	for _, f := range []*string{&e.Type, &e.Actor, &e.UserID, &e.ClientID, &e.IP, &e.Device, &e.Outcome, &e.Reason, &e.Details} {
 		*f = cleanText(*f)
 	}
-	return mapErr("append audit event", s.conn(ctx).Create(e).Error)
 }
 
 // ListAudit returns the events matching f, newest first: by occurred_at,

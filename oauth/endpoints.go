@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
@@ -23,7 +24,53 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		p.f.WriteIntrospectionError(ctx, w, err)
 		return
 	}
-	p.f.WriteIntrospectionResponse(ctx, w, ir)
+	writeIntrospection(w, ir, p.cfg.Issuer)
+}
+
+// writeIntrospection writes the RFC 7662 response. fosite's own writer
+// reports the access token's expiry for every token (ory/fosite#801); here
+// "exp" is the expiry of the token introspected, and "token_use" says
+// which kind it is.
+func writeIntrospection(w http.ResponseWriter, ir fosite.IntrospectionResponder, issuer string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	if !ir.IsActive() {
+		_, _ = w.Write([]byte(`{"active":false}` + "\n"))
+		return
+	}
+	ar := ir.GetAccessRequester()
+	sess := ar.GetSession()
+	use := ir.GetTokenUse()
+	out := map[string]any{"active": true, "iss": issuer, "client_id": ar.GetClient().GetID()}
+	switch use {
+	case fosite.RefreshToken:
+		out["token_use"] = "refresh_token"
+	default:
+		out["token_use"] = "access_token"
+		out["token_type"] = "Bearer"
+		use = fosite.AccessToken
+	}
+	if exp := sess.GetExpiresAt(use); !exp.IsZero() {
+		out["exp"] = exp.Unix()
+	}
+	if scopes := ar.GetGrantedScopes(); len(scopes) > 0 {
+		out["scope"] = strings.Join(scopes, " ")
+	}
+	if t := ar.GetRequestedAt(); !t.IsZero() {
+		out["iat"] = t.Unix()
+	}
+	if sub := sess.GetSubject(); sub != "" {
+		out["sub"] = sub
+	}
+	if aud := ar.GetGrantedAudience(); len(aud) > 0 {
+		out["aud"] = aud
+	}
+	if u := sess.GetUsername(); u != "" {
+		out["username"] = u
+	}
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {

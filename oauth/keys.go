@@ -35,7 +35,7 @@ type keyStore interface {
 	CreateSigningKey(ctx context.Context, k *storage.SigningKey, privateJWK []byte) error
 	OpenSigningKey(k *storage.SigningKey) ([]byte, error)
 	SigningKeys(ctx context.Context) ([]storage.SigningKey, error)
-	RetireSigningKeys(ctx context.Context, keep string, at time.Time) error
+	RetireSigningKeys(ctx context.Context, keep string, at time.Time, publishUntil *time.Time) error
 	RevokeSigningKeys(ctx context.Context, keep string, at time.Time) error
 	SigningKeysVersion(ctx context.Context) (string, error)
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
@@ -153,7 +153,7 @@ func (m *KeyManager) RotateBy(ctx context.Context, actor string, revokeExisting 
 			if revoked, err = m.store.RevokeTokens(ctx, storage.TokenFilter{IssuedBefore: now.Add(time.Nanosecond)}); err != nil {
 				return err
 			}
-		} else if err := m.store.RetireSigningKeys(ctx, k.ID, now); err != nil {
+		} else if err := m.store.RetireSigningKeys(ctx, k.ID, now, m.publishUntil(now)); err != nil {
 			return err
 		}
 		if m.audit == nil {
@@ -190,9 +190,8 @@ func (m *KeyManager) Reload(ctx context.Context) error {
 	var doc jose.JSONWebKeySet
 	for i := range rows {
 		row := &rows[i]
-		if row.RetiredAt != nil && m.signedLifetime != nil {
-			// Published until the last token it can have signed expires.
-			until := row.RetiredAt.Add(m.signedLifetime())
+		if row.RetiredAt != nil && row.PublishUntil != nil {
+			until := *row.PublishUntil
 			if !now.Before(until) {
 				continue
 			}
@@ -230,6 +229,18 @@ func (m *KeyManager) Reload(ctx context.Context) error {
 	set.jwks = newCachedDoc(body)
 	m.set.Store(set)
 	return nil
+}
+
+// publishUntil is how long keys retired now stay published: until the last
+// token they can have signed expires, under the longest lifetime of any
+// policy in force. It is fixed at retirement and stored, so every instance
+// publishes the same set and a later policy change does not shorten it.
+func (m *KeyManager) publishUntil(retired time.Time) *time.Time {
+	if m.signedLifetime == nil {
+		return nil
+	}
+	t := retired.Add(m.signedLifetime())
+	return &t
 }
 
 // SigningKey is fosite's jwt.GetPrivateKey.

@@ -41,10 +41,15 @@ func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 }
 
 // RetireSigningKeys stops every key but keep from signing; they stay
-// published so tokens they signed still verify.
-func (s *Store) RetireSigningKeys(ctx context.Context, keep string, at time.Time) error {
+// published until publishUntil (nil: until revoked) so tokens they signed
+// still verify.
+func (s *Store) RetireSigningKeys(ctx context.Context, keep string, at time.Time, publishUntil *time.Time) error {
+	updates := map[string]any{"retired_at": at.UTC()}
+	if publishUntil != nil {
+		updates["publish_until"] = publishUntil.UTC()
+	}
 	return mapErr("retire signing keys", s.conn(ctx).Model(&SigningKey{}).
-		Where("id <> ? AND retired_at IS NULL", keep).Update("retired_at", at.UTC()).Error)
+		Where("id <> ? AND retired_at IS NULL", keep).Updates(updates).Error)
 }
 
 // RevokeSigningKeys unpublishes every key but keep.

@@ -52,7 +52,9 @@ type SigningKey struct {
 	PublicJWK  string     `gorm:"column:public_jwk"`
 	CreatedAt  time.Time  `gorm:"column:created_at"`
 	RetiredAt  *time.Time `gorm:"column:retired_at"` // no longer signs; still published
-	RevokedAt  *time.Time `gorm:"column:revoked_at"` // no longer published either
+	// PublishUntil is when a retired key leaves the JWKS (nil: when revoked).
+	PublishUntil *time.Time `gorm:"column:publish_until"`
+	RevokedAt    *time.Time `gorm:"column:revoked_at"` // no longer published either
 }
 
 // TableName pins the table name.

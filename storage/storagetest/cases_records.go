@@ -399,11 +399,15 @@ func signingKeyCases() []suiteCase {
 			}
 			listed("k3", "k2", "k1")
 
-			must(t, "RetireSigningKeys", s.RetireSigningKeys(ctx, "k3", clk.Now()))
+			until := clk.Now().Add(2 * time.Hour)
+			must(t, "RetireSigningKeys", s.RetireSigningKeys(ctx, "k3", clk.Now(), &until))
 			version("retire")
 			for _, k := range listed("k3", "k2", "k1") {
 				if retired := k.RetiredAt != nil; retired != (k.ID != "k3") {
 					t.Errorf("after retire, %s RetiredAt = %v", k.ID, k.RetiredAt)
+				}
+				if k.ID != "k3" && (k.PublishUntil == nil || !k.PublishUntil.Equal(until)) {
+					t.Errorf("after retire, %s PublishUntil = %v, want %v", k.ID, k.PublishUntil, until)
 				}
 			}
 
@@ -416,7 +420,7 @@ func signingKeyCases() []suiteCase {
 			// instances rotating together) must still change the version.
 			must(t, "CreateSigningKey k4", s.CreateSigningKey(ctx, &storage.SigningKey{ID: "k4", Algorithm: "RS256", PublicJWK: "{}"}, []byte("{}")))
 			version("create k4")
-			must(t, "RetireSigningKeys at the previous instant", s.RetireSigningKeys(ctx, "k4", clk.Now()))
+			must(t, "RetireSigningKeys at the previous instant", s.RetireSigningKeys(ctx, "k4", clk.Now(), nil))
 			version("retire k3 at the instant k1 and k2 were revoked")
 			must(t, "RevokeSigningKeys at the previous instant", s.RevokeSigningKeys(ctx, "k4", clk.Now()))
 			version("revoke k3 at the instant k1 and k2 were revoked")

@@ -34,7 +34,12 @@ CREATE TABLE refresh_grace (
 );
 CREATE INDEX refresh_grace_expires_at ON refresh_grace(expires_at);
 
+-- A retired signing key stays in the JWKS until this instant, fixed when it
+-- is retired: the longest lifetime anything it signed can have then.
+ALTER TABLE signing_keys ADD COLUMN publish_until TIMESTAMPTZ;
+
 -- +goose Down
+ALTER TABLE signing_keys DROP COLUMN publish_until;
 DROP TABLE refresh_grace;
 DROP INDEX browser_sessions_user_created;
 DROP INDEX oauth_tokens_session_id;

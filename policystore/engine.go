@@ -187,6 +187,7 @@ func (e *Engine) PatchGlobal(ctx context.Context, actor string, patch []byte) (*
 	if err != nil {
 		return nil, err
 	}
+	e.logWarnings(ctx, actor, ch)
 	return ch, e.reload(ctx, true)
 }
 
@@ -259,7 +260,16 @@ func (e *Engine) PatchClient(ctx context.Context, actor, clientID string, patch 
 	if err != nil {
 		return nil, err
 	}
+	e.logWarnings(ctx, actor, ch)
 	return ch, e.reload(ctx, true)
+}
+
+// logWarnings puts values outside the recommended ranges in the log too,
+// not only in the API response, so operators see them.
+func (e *Engine) logWarnings(ctx context.Context, actor string, ch *Change) {
+	for _, w := range ch.Warnings {
+		e.logger.WarnContext(ctx, "policy value outside the recommended range", "actor", actor, "field", w.Field, "warning", w.Message)
+	}
 }
 
 // storedGlobal reads the global policy from the database rather than the

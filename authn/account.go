@@ -125,19 +125,7 @@ func (h *passwordHandler) show(w http.ResponseWriter, r *http.Request, id *Ident
 
 func (h *passwordHandler) submit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, maxPasswordBody)
-	if err := r.ParseForm(); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			showError(h.pages, w, http.StatusRequestEntityTooLarge, "Request too large", "The form you sent is too large.")
-			return
-		}
-		showError(h.pages, w, http.StatusBadRequest, "Bad request", "The form could not be read.")
-		return
-	}
-	if !h.csrf.Verify(r) {
-		h.logger.WarnContext(ctx, "password form refused: CSRF check failed", slog.String("origin", r.Header.Get("Origin")))
-		showError(h.pages, w, http.StatusForbidden, "Form expired",
-			"This form has expired or was not sent from this site. Go back, reload the page and try again.")
+	if !readForm(w, r, maxPasswordBody, h.csrf, h.pages, h.logger, "password") {
 		return
 	}
 	id, ok := h.identity(w, r)

@@ -66,19 +66,7 @@ func (h *loginHandler) show(w http.ResponseWriter, r *http.Request, status int, 
 
 func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
-	if err := r.ParseForm(); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			showError(h.pages, w, http.StatusRequestEntityTooLarge, "Request too large", "The form you sent is too large.")
-			return
-		}
-		showError(h.pages, w, http.StatusBadRequest, "Bad request", "The form could not be read.")
-		return
-	}
-	if !h.csrf.Verify(r) {
-		h.logger.WarnContext(ctx, "login form refused: CSRF check failed", slog.String("origin", r.Header.Get("Origin")))
-		showError(h.pages, w, http.StatusForbidden, "Form expired",
-			"This form has expired or was not sent from this site. Go back, reload the page and try again.")
+	if !readForm(w, r, maxLoginBody, h.csrf, h.pages, h.logger, "login") {
 		return
 	}
 	username := r.PostFormValue("username")
@@ -115,6 +103,28 @@ func (h *loginHandler) internalError(w http.ResponseWriter, r *http.Request, err
 
 // showError renders the error page, quoting the request id the server set
 // so that a person can report it.
+// readForm parses a POSTed form of at most limit bytes and checks its CSRF
+// token, answering the request itself when either fails; it reports whether
+// the handler may go on.
+func readForm(w http.ResponseWriter, r *http.Request, limit int64, csrf *CSRF, pages *templates.Renderer, logger *slog.Logger, form string) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if err := r.ParseForm(); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			showError(pages, w, http.StatusRequestEntityTooLarge, "Request too large", "The form you sent is too large.")
+			return false
+		}
+		showError(pages, w, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return false
+	}
+	if !csrf.Verify(r) {
+		logger.WarnContext(r.Context(), form+" form refused: CSRF check failed", slog.String("origin", r.Header.Get("Origin")))
+		showError(pages, w, http.StatusForbidden, "Form expired",
+			"This form has expired or was not sent from this site. Go back, reload the page and try again.")
+		return false
+	}
+	return true
+}
+
 func showError(pages *templates.Renderer, w http.ResponseWriter, status int, title, message string) {
 	pages.Render(w, status, "error.html", templates.ErrorPage{
 		Title:     title,

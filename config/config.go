@@ -214,24 +214,11 @@ func (d *Duration) UnmarshalText(text []byte) error {
 // MarshalText writes the duration in the shortest form that parses back
 // ("168h" rather than "168h0m0s"), which is what a person would write.
 func (d Duration) MarshalText() ([]byte, error) {
-	return []byte(formatDuration(d.Duration)), nil
+	return []byte(d.String()), nil
 }
 
 // String is the same short form as MarshalText.
-func (d Duration) String() string { return formatDuration(d.Duration) }
-
-// formatDuration drops the zero minutes and seconds time.Duration.String
-// appends, so messages and marshalled files read like the input did.
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+func (d Duration) String() string { return policies.Duration(d.Duration).String() }
 
 // FieldError is one configuration problem. Key is the dotted TOML key path
 // (with [i] for list elements) when the problem belongs to a key, the

@@ -13,7 +13,11 @@
 //	GET  /userinfo, POST /userinfo           OIDC userinfo
 //	GET  /oauth2/logout, POST /oauth2/logout RP-initiated logout
 //
-// It imports storage, hashing, fielderr and templates; never authn, admin,
-// server or cmd. The browser session reaches it through the small
-// BrowserSessions interface declared here.
+// Lifetimes come from the policy of the client a request is for (a
+// PolicySource, in practice policystore's engine): fosite's own lifespans are
+// replaced per request by policies.Policy.Lifetimes.
+//
+// It imports policies, storage, audit, hashing, fielderr and templates;
+// never authn, policystore, admin, server or cmd. The browser session
+// reaches it through the small BrowserSessions interface declared here.
 package oauth

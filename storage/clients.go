@@ -96,16 +96,31 @@ func (s *Store) ListClients(ctx context.Context, after string, limit int) ([]Cli
 }
 
 // DeleteClient removes a client and, by cascade, its tokens and consents.
+//
+// Its own policy goes too: a client registered later under the same id
+// must start from the global rules, not inherit a customization.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	defer s.clients.forget(id)
-	res := s.conn(ctx).Where("id = ?", id).Delete(&Client{})
-	if res.Error != nil {
-		return mapErr("delete client "+id, res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return mapErr("delete client "+id, ErrNotFound)
-	}
-	return nil
+	return s.InTx(ctx, func(ctx context.Context) error {
+		db := s.conn(ctx)
+		res := db.Where("id = ?", id).Delete(&Client{})
+		if res.Error != nil {
+			return mapErr("delete client "+id, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return mapErr("delete client "+id, ErrNotFound)
+		}
+		pol := db.Where("scope = ?", PolicyScopeClient(id)).Delete(&PolicyDocument{})
+		if pol.Error != nil {
+			return mapErr("delete client policy "+id, pol.Error)
+		}
+		if pol.RowsAffected > 0 {
+			// Every instance must drop the client's rules from memory.
+			_, err := s.BumpPolicyVersion(ctx)
+			return err
+		}
+		return nil
+	})
 }
 
 // GetClient implements fosite.ClientManager. It reads through the client

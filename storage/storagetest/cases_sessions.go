@@ -148,6 +148,19 @@ func sessionCases() []suiteCase {
 				t.Fatalf("versions %d %d %d", v0, v1, v2)
 			}
 		}},
+		{"Policies/DeleteClientDropsItsPolicy", func(t *testing.T, s *storage.Store, clk *Clock) {
+			ctx := t.Context()
+			createClient(t, s, "app")
+			must(t, "Put client policy", s.PutPolicyDocument(ctx, &storage.PolicyDocument{Scope: storage.PolicyScopeClient("app"), Document: `{}`}))
+			v0, err := s.PolicyVersion(ctx)
+			must(t, "PolicyVersion", err)
+			must(t, "DeleteClient", s.DeleteClient(ctx, "app"))
+			_, err = s.PolicyDocument(ctx, storage.PolicyScopeClient("app"))
+			wantErr(t, "policy of a deleted client", err, storage.ErrNotFound)
+			if v1, _ := s.PolicyVersion(ctx); v1 != v0+1 {
+				t.Fatalf("policy version %d after deleting a customized client, want %d", v1, v0+1)
+			}
+		}},
 		{"Grace/SealedAndExpiring", func(t *testing.T, s *storage.Store, clk *Clock) {
 			ctx := t.Context()
 			secret := []byte(`{"access_token":"pc_at_secret"}`)

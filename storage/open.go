@@ -136,9 +136,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Box returns the secret box used for encryption at rest.
-func (s *Store) Box() *SecretBox { return s.box }
-
 // sqliteDialector maps modernc.org/sqlite errors to gorm's, which
 // gorm.io/driver/sqlite only does for the cgo driver.
 type sqliteDialector struct{ gorm.Dialector }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -22,10 +23,16 @@ const (
 // cookie, and in the form the HMAC of that cookie under a server key. An
 // attacker who can plant a cookie (from a sibling subdomain, say) still
 // cannot compute the matching form value without the key.
+//
+// Where a request comes from is judged by the standard library's
+// cross-origin protection (Sec-Fetch-Site, then Origin against Host), not by
+// comparing Origin with the issuer: browsers send "Origin: null" on
+// same-origin posts under some referrer policies and privacy settings, while
+// Sec-Fetch-Site says plainly whether the page was ours.
 type CSRF struct {
 	key    []byte
 	secure bool
-	origin string
+	cop    *http.CrossOriginProtection
 }
 
 // NewCSRF returns a CSRF guard. key should be at least 32 random bytes derived
@@ -33,12 +40,18 @@ type CSRF struct {
 // origin is the issuer's scheme://host[:port]; secure selects the __Host-
 // cookie and the Secure attribute, and must be true whenever the issuer is
 // served over HTTPS.
-func NewCSRF(key []byte, secure bool, origin string) *CSRF {
+// The issuer's origin is trusted explicitly so that a reverse proxy which
+// rewrites Host does not turn every form post into a cross-origin one.
+func NewCSRF(key []byte, secure bool, origin string) (*CSRF, error) {
+	cop := http.NewCrossOriginProtection()
+	if err := cop.AddTrustedOrigin(strings.TrimSuffix(origin, "/")); err != nil {
+		return nil, fmt.Errorf("csrf: issuer origin: %w", err)
+	}
 	return &CSRF{
 		key:    append([]byte(nil), key...),
 		secure: secure,
-		origin: strings.TrimSuffix(origin, "/"),
-	}
+		cop:    cop,
+	}, nil
 }
 
 func (c *CSRF) cookieName() string {
@@ -83,13 +96,13 @@ func (c *CSRF) pendingCookie(w http.ResponseWriter) (string, bool) {
 	return "", false
 }
 
-// Verify reports whether a form submission carries a token matching its
-// CSRF cookie and, when the browser names the page's origin, comes from the
-// issuer's origin. Only the request body is read for the token: a token in a
+// Verify reports whether a form submission comes from one of our own pages
+// (by Sec-Fetch-Site or Origin, see http.CrossOriginProtection) and carries
+// a token matching its CSRF cookie. Only the request body is read for the token: a token in a
 // URL would leak through logs and history. The caller must have bounded the
 // body (http.MaxBytesReader) before calling.
 func (c *CSRF) Verify(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" && !strings.EqualFold(o, c.origin) {
+	if c.cop.Check(r) != nil {
 		return false
 	}
 	ck, err := r.Cookie(c.cookieName())

@@ -19,7 +19,7 @@ func TestCSRFToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := NewCSRF([]byte("0123456789abcdef0123456789abcdef"), tt.secure, "https://id.example")
+			c := mustCSRF(t, []byte("0123456789abcdef0123456789abcdef"), tt.secure, "https://id.example")
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest(http.MethodGet, "/login", nil)
 			tok := c.Token(rec, req)
@@ -66,14 +66,14 @@ func TestCSRFToken(t *testing.T) {
 func TestCSRFVerify(t *testing.T) {
 	const origin = "https://id.example"
 	key := []byte("0123456789abcdef0123456789abcdef")
-	c := NewCSRF(key, true, origin+"/")
+	c := mustCSRF(t, key, true, origin+"/")
 	rec := httptest.NewRecorder()
 	tok := c.Token(rec, httptest.NewRequest(http.MethodGet, "/login", nil))
 	ck := responseCookie(rec, csrfCookieSecure)
 
 	other := httptest.NewRecorder()
 	otherTok := c.Token(other, httptest.NewRequest(http.MethodGet, "/login", nil))
-	otherKey := NewCSRF([]byte("another key, another key, anothe"), true, origin)
+	otherKey := mustCSRF(t, []byte("another key, another key, anothe"), true, origin)
 	otherKeyTok := otherKey.Token(httptest.NewRecorder(), withCookie(ck))
 
 	tests := []struct {
@@ -82,12 +82,19 @@ func TestCSRFVerify(t *testing.T) {
 		token  string
 		query  string
 		origin string
+		site   string // Sec-Fetch-Site
 		want   bool
 	}{
 		{name: "valid", cookie: ck, token: tok, want: true},
 		{name: "valid with same origin", cookie: ck, token: tok, origin: origin, want: true},
 		{name: "foreign origin", cookie: ck, token: tok, origin: "https://evil.example"},
-		{name: "opaque origin", cookie: ck, token: tok, origin: "null"},
+		{name: "opaque origin, no fetch metadata", cookie: ck, token: tok, origin: "null"},
+		// Chromium under a strict referrer policy: Origin is opaque but
+		// fetch metadata says the page was ours.
+		{name: "opaque origin, same-origin fetch", cookie: ck, token: tok, origin: "null", site: "same-origin", want: true},
+		{name: "typed into the address bar", cookie: ck, token: tok, site: "none", want: true},
+		{name: "cross-site fetch", cookie: ck, token: tok, site: "cross-site"},
+		{name: "same-site fetch from a sibling host", cookie: ck, token: tok, origin: "https://app.id.example", site: "same-site"},
 		{name: "origin on another port", cookie: ck, token: tok, origin: origin + ":8443"},
 		{name: "no token", cookie: ck},
 		{name: "no cookie", token: tok},
@@ -115,11 +122,23 @@ func TestCSRFVerify(t *testing.T) {
 			if tt.origin != "" {
 				req.Header.Set("Origin", tt.origin)
 			}
+			if tt.site != "" {
+				req.Header.Set("Sec-Fetch-Site", tt.site)
+			}
 			if got := c.Verify(req); got != tt.want {
 				t.Errorf("Verify = %v, want %v", got, tt.want)
 			}
 		})
 	}
+}
+
+func mustCSRF(t testing.TB, key []byte, secure bool, origin string) *CSRF {
+	t.Helper()
+	c, err := NewCSRF(key, secure, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func withCookie(ck *http.Cookie) *http.Request {

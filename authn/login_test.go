@@ -53,7 +53,7 @@ func newLoginEnvWith(t *testing.T, secure bool, edit func(*policies.Session)) *l
 	env.alice = addUser(t, env.st, cheapArgon2, "alice", loginPassword, false)
 	addUser(t, env.st, cheapArgon2, "bob", loginPassword, true)
 	logger := slog.New(slog.DiscardHandler)
-	env.csrf = NewCSRF([]byte("0123456789abcdef0123456789abcdef"), secure, loginOrigin)
+	env.csrf = mustCSRF(t, []byte("0123456789abcdef0123456789abcdef"), secure, loginOrigin)
 	env.pipeline = NewPipeline(env.st, cheapArgon2, logger, env.recorder)
 	env.handler = NewLoginHandler(env.pipeline, env.sessions, env.csrf, r, logger)
 	return env

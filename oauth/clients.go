@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"encoding/json"
 	"net/url"
 	"regexp"
 	"slices"
@@ -28,6 +29,18 @@ type ClientSpec struct {
 	SkipConsent             bool     `json:"skip_consent,omitempty"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
 	AccessTokenFormat       string   `json:"access_token_format,omitempty"`
+	// LogoURI, PolicyURI and TosURI are shown on the sign-in and consent
+	// pages (RFC 7591 client metadata).
+	LogoURI   string `json:"logo_uri,omitempty"`
+	PolicyURI string `json:"policy_uri,omitempty"`
+	TosURI    string `json:"tos_uri,omitempty"`
+	// AllowedCORSOrigins are browser origins (scheme://host[:port]) that may
+	// call the token, revocation and userinfo endpoints as this client.
+	AllowedCORSOrigins []string `json:"allowed_cors_origins,omitempty"`
+	// JWKS holds the public keys of a private_key_jwt client.
+	JWKS json.RawMessage `json:"jwks,omitempty"`
+	// TokenEndpointAuthSigningAlg pins the algorithm of its assertions.
+	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
 }
 
 // MinSuppliedSecretLength is the shortest client secret an administrator may
@@ -39,7 +52,7 @@ var (
 	scopePattern      = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`) // RFC 6749 3.3 scope-token
 	knownGrantTypes   = []string{"authorization_code", "refresh_token", "client_credentials"}
 	knownResponseType = []string{"code"}
-	authMethods       = []string{"client_secret_basic", "client_secret_post"}
+	authMethods       = []string{"client_secret_basic", "client_secret_post", methodPrivateKeyJWT}
 	tokenFormats      = []string{"", "opaque", "jwt"}
 )
 
@@ -110,6 +123,43 @@ func NewClient(spec ClientSpec, hasher hashing.Argon2) (*storage.Client, string,
 			fe.Add("token_endpoint_auth_method", "must be one of %s", strings.Join(authMethods, ", "))
 		}
 	}
+	keyClient := spec.TokenEndpointAuthMethod == methodPrivateKeyJWT
+	var jwks string
+	switch {
+	case keyClient && spec.Secret != "":
+		fe.Add("client_secret", "a private_key_jwt client authenticates with its keys, not a secret")
+	case keyClient && len(spec.JWKS) == 0:
+		fe.Add("jwks", "required for token_endpoint_auth_method private_key_jwt")
+	case !keyClient && len(spec.JWKS) > 0:
+		fe.Add("jwks", "only a private_key_jwt client registers keys")
+	case keyClient:
+		var err error
+		if jwks, err = checkClientJWKS(spec.JWKS); err != nil {
+			fe.Add("jwks", "%s", err.Error())
+		}
+	}
+	if a := spec.TokenEndpointAuthSigningAlg; a != "" {
+		if !keyClient {
+			fe.Add("token_endpoint_auth_signing_alg", "only a private_key_jwt client signs assertions")
+		} else if !slices.Contains(assertionAlgNames(), a) {
+			fe.Add("token_endpoint_auth_signing_alg", "must be one of %s", strings.Join(assertionAlgNames(), ", "))
+		}
+	}
+	for i, o := range spec.AllowedCORSOrigins {
+		if msg := checkOrigin(o); msg != "" {
+			fe.Add(field("allowed_cors_origins", i), "%s", msg)
+		} else if slices.Contains(spec.AllowedCORSOrigins[:i], o) {
+			fe.Add(field("allowed_cors_origins", i), "%q is listed twice", o)
+		}
+	}
+	for _, link := range []struct{ field, uri string }{{"logo_uri", spec.LogoURI}, {"policy_uri", spec.PolicyURI}, {"tos_uri", spec.TosURI}} {
+		if link.uri == "" {
+			continue
+		}
+		if msg := checkPageURI(link.uri); msg != "" {
+			fe.Add(link.field, "%s", msg)
+		}
+	}
 	if !slices.Contains(tokenFormats, spec.AccessTokenFormat) {
 		fe.Add("access_token_format", "must be \"opaque\" or \"jwt\"")
 	}
@@ -130,9 +180,19 @@ func NewClient(spec ClientSpec, hasher hashing.Argon2) (*storage.Client, string,
 		SkipConsent:             spec.SkipConsent,
 		TokenEndpointAuthMethod: spec.TokenEndpointAuthMethod,
 		AccessTokenFormat:       spec.AccessTokenFormat,
+		LogoURI:                 spec.LogoURI,
+		PolicyURI:               spec.PolicyURI,
+		TosURI:                  spec.TosURI,
+		AllowedCORSOrigins:      spec.AllowedCORSOrigins,
+		JWKS:                    jwks,
+
+		TokenEndpointAuthSigningAlg: spec.TokenEndpointAuthSigningAlg,
 	}
 	if spec.Public {
 		c.TokenEndpointAuthMethod = "none"
+		return c, "", nil
+	}
+	if keyClient {
 		return c, "", nil
 	}
 	secret := spec.Secret
@@ -178,6 +238,43 @@ func checkRedirectURI(raw string) string {
 	}
 	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
 		return "must use https (http is allowed for loopback hosts only)"
+	}
+	return ""
+}
+
+// checkOrigin accepts a Web origin as browsers send it in Origin:
+// scheme://host[:port], lower case, nothing after the authority.
+func checkOrigin(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "is not a valid origin"
+	case u.Scheme != "https" && u.Scheme != "http" || u.Host == "":
+		return "must be an origin: scheme://host[:port]"
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(raw[len(u.Scheme)+3:], "/?#"):
+		return "must be an origin without a path, query or fragment (scheme://host[:port])"
+	case u.User != nil:
+		return "must not contain user information"
+	case raw != strings.ToLower(raw):
+		return "must be lower case, as browsers send it"
+	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+		return "must use https (http is allowed for loopback hosts only)"
+	case u.Port() == "443" && u.Scheme == "https" || u.Port() == "80" && u.Scheme == "http":
+		return "must not name the scheme's default port (browsers omit it)"
+	}
+	return ""
+}
+
+// checkPageURI checks a link shown to people on our pages.
+func checkPageURI(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !u.IsAbs() || u.Host == "":
+		return "must be an absolute URL"
+	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname())):
+		return "must use https (http is allowed for loopback hosts only)"
+	case u.User != nil:
+		return "must not contain user information"
 	}
 	return ""
 }

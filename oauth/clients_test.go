@@ -1,9 +1,15 @@
 package oauth
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/portcullis/portcullis/fielderr"
 	"github.com/portcullis/portcullis/hashing"
@@ -23,6 +29,7 @@ func validSpec() ClientSpec {
 }
 
 func TestNewClientValidation(t *testing.T) {
+	pubJWKS, privJWKS := testJWKS(t)
 	tests := []struct {
 		name   string
 		modify func(*ClientSpec)
@@ -114,7 +121,45 @@ func TestNewClientValidation(t *testing.T) {
 		{name: "auth method client_secret_basic", modify: func(s *ClientSpec) { s.TokenEndpointAuthMethod = "client_secret_basic" }},
 		{name: "auth method client_secret_post", modify: func(s *ClientSpec) { s.TokenEndpointAuthMethod = "client_secret_post" }},
 		{name: "confidential with auth method none", modify: func(s *ClientSpec) { s.TokenEndpointAuthMethod = "none" }, fields: []string{"token_endpoint_auth_method"}},
-		{name: "auth method private_key_jwt", modify: func(s *ClientSpec) { s.TokenEndpointAuthMethod = "private_key_jwt" }, fields: []string{"token_endpoint_auth_method"}},
+		{name: "private_key_jwt without keys", modify: func(s *ClientSpec) { s.TokenEndpointAuthMethod = "private_key_jwt" }, fields: []string{"jwks"}},
+		{name: "private_key_jwt with keys", modify: func(s *ClientSpec) { s.TokenEndpointAuthMethod = "private_key_jwt"; s.JWKS = pubJWKS }},
+		{name: "private_key_jwt with keys and alg", modify: func(s *ClientSpec) {
+			s.TokenEndpointAuthMethod, s.JWKS, s.TokenEndpointAuthSigningAlg = "private_key_jwt", pubJWKS, "ES256"
+		}},
+		{name: "private_key_jwt with unknown alg", modify: func(s *ClientSpec) {
+			s.TokenEndpointAuthMethod, s.JWKS, s.TokenEndpointAuthSigningAlg = "private_key_jwt", pubJWKS, "HS256"
+		}, fields: []string{"token_endpoint_auth_signing_alg"}},
+		{name: "private_key_jwt with a secret", modify: func(s *ClientSpec) {
+			s.TokenEndpointAuthMethod, s.JWKS, s.Secret = "private_key_jwt", pubJWKS, strings.Repeat("s", 32)
+		}, fields: []string{"client_secret"}},
+		{name: "private_key_jwt with a private key", modify: func(s *ClientSpec) { s.TokenEndpointAuthMethod = "private_key_jwt"; s.JWKS = privJWKS }, fields: []string{"jwks"}, msg: "private"},
+		{name: "private_key_jwt with junk keys", modify: func(s *ClientSpec) {
+			s.TokenEndpointAuthMethod = "private_key_jwt"
+			s.JWKS = json.RawMessage(`{"keys":"no"}`)
+		}, fields: []string{"jwks"}},
+		{name: "keys on a secret client", modify: func(s *ClientSpec) { s.JWKS = pubJWKS }, fields: []string{"jwks"}},
+		{name: "signing alg on a secret client", modify: func(s *ClientSpec) { s.TokenEndpointAuthSigningAlg = "ES256" }, fields: []string{"token_endpoint_auth_signing_alg"}},
+
+		// allowed_cors_origins
+		{name: "cors origins valid", modify: func(s *ClientSpec) {
+			s.AllowedCORSOrigins = []string{"https://spa.example", "http://localhost:5173", "https://spa.example:8443"}
+		}},
+		{name: "cors origin with path", modify: func(s *ClientSpec) { s.AllowedCORSOrigins = []string{"https://spa.example/app"} }, fields: []string{"allowed_cors_origins[0]"}, msg: "path"},
+		{name: "cors origin with trailing slash", modify: func(s *ClientSpec) { s.AllowedCORSOrigins = []string{"https://spa.example/"} }, fields: []string{"allowed_cors_origins[0]"}, msg: "path"},
+		{name: "cors origin with query", modify: func(s *ClientSpec) { s.AllowedCORSOrigins = []string{"https://spa.example?x=1"} }, fields: []string{"allowed_cors_origins[0]"}},
+		{name: "cors origin upper case", modify: func(s *ClientSpec) { s.AllowedCORSOrigins = []string{"https://SPA.example"} }, fields: []string{"allowed_cors_origins[0]"}, msg: "lower case"},
+		{name: "cors origin http remote", modify: func(s *ClientSpec) { s.AllowedCORSOrigins = []string{"http://spa.example"} }, fields: []string{"allowed_cors_origins[0]"}, msg: "https"},
+		{name: "cors origin default port", modify: func(s *ClientSpec) { s.AllowedCORSOrigins = []string{"https://spa.example:443"} }, fields: []string{"allowed_cors_origins[0]"}, msg: "port"},
+		{name: "cors origin wildcard", modify: func(s *ClientSpec) { s.AllowedCORSOrigins = []string{"*"} }, fields: []string{"allowed_cors_origins[0]"}},
+		{name: "cors origin twice", modify: func(s *ClientSpec) { s.AllowedCORSOrigins = []string{"https://a.example", "https://a.example"} }, fields: []string{"allowed_cors_origins[1]"}},
+
+		// links shown on the sign-in page
+		{name: "page links valid", modify: func(s *ClientSpec) {
+			s.LogoURI, s.PolicyURI, s.TosURI = "https://app.example/logo.png", "https://app.example/privacy", "https://app.example/terms"
+		}},
+		{name: "page links bad", modify: func(s *ClientSpec) {
+			s.LogoURI, s.PolicyURI, s.TosURI = "javascript:alert(1)", "/privacy", "http://app.example/terms"
+		}, fields: []string{"logo_uri", "policy_uri", "tos_uri"}},
 
 		// access_token_format
 		{name: "access_token_format jwt", modify: func(s *ClientSpec) { s.AccessTokenFormat = "jwt" }},
@@ -185,6 +230,24 @@ func TestNewClientValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testJWKS returns the public half of a P-256 key as a JWKS, and the
+// private half, which must never be registered.
+func testJWKS(t testing.TB) (pub, priv json.RawMessage) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := func(key any) json.RawMessage {
+		b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key, KeyID: "k1", Use: "sig", Algorithm: "ES256"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	return enc(&k.PublicKey), enc(k)
 }
 
 func TestNewClientResponseTypes(t *testing.T) {

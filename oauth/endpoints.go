@@ -16,15 +16,61 @@ import (
 	"github.com/portcullis/portcullis/templates"
 )
 
+// introspect is RFC 7662. A caller holding an access token (Bearer) is
+// left to fosite; a client authenticates as at the token endpoint, by any
+// method it registered — fosite itself knows only HTTP Basic here.
 func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	ir, err := p.f.NewIntrospectionRequest(ctx, r, newSession())
-	if err != nil {
-		p.f.WriteIntrospectionError(ctx, w, err)
+	if strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer ") {
+		ir, err := p.f.NewIntrospectionRequest(ctx, r, newSession())
+		if err != nil {
+			p.f.WriteIntrospectionError(ctx, w, err)
+			return
+		}
+		writeIntrospection(w, ir, p.cfg.Issuer)
 		return
 	}
-	writeIntrospection(w, ir, p.cfg.Issuer)
+	if err := r.ParseForm(); err != nil {
+		writeOAuthError(w, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form."))
+		return
+	}
+	c, err := p.authenticateClient(ctx, r, r.PostForm)
+	if err == nil && c.IsPublic() {
+		err = fosite.ErrInvalidClient.WithHint("A public client cannot introspect tokens.")
+	}
+	if err != nil {
+		writeOAuthError(w, err)
+		return
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		writeOAuthError(w, fosite.ErrInvalidRequest.WithHint("token is missing."))
+		return
+	}
+	tu, ar, err := p.f.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), newSession())
+	if err != nil {
+		writeIntrospection(w, &fosite.IntrospectionResponse{Active: false}, p.cfg.Issuer)
+		return
+	}
+	writeIntrospection(w, &fosite.IntrospectionResponse{Active: true, AccessRequester: ar, TokenUse: tu}, p.cfg.Issuer)
+}
+
+// writeOAuthError writes an RFC 6749 5.2 error response.
+func writeOAuthError(w http.ResponseWriter, err error) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	desc := rfc.DescriptionField
+	if rfc.HintField != "" {
+		desc += " " + rfc.HintField
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	if rfc.CodeField == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Basic realm="portcullis"`)
+	}
+	w.WriteHeader(rfc.CodeField)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": rfc.ErrorField, "error_description": desc})
 }
 
 // writeIntrospection writes the RFC 7662 response. fosite's own writer

@@ -98,6 +98,7 @@ type Config struct {
 // Provider serves the OAuth 2.0 and OpenID Connect endpoints.
 type Provider struct {
 	cfg       Config
+	fc        *clockedConfig
 	f         fosite.OAuth2Provider
 	strategy  *tokenStrategy
 	discovery cachedDoc
@@ -169,7 +170,8 @@ func New(cfg Config) (*Provider, error) {
 		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: signer, Config: cc},
 		Signer:                     signer,
 	}
-	p := &Provider{cfg: cfg, strategy: strategy}
+	p := &Provider{cfg: cfg, fc: cc, strategy: strategy}
+	fc.ClientAuthenticationStrategy = p.authenticateClient
 	store := graceStore{Store: cfg.Store, p: p}
 	f := fosite.NewOAuth2Provider(store, cc)
 	for _, factory := range []compose.Factory{
@@ -230,31 +232,34 @@ func (p *Provider) Register(mux *http.ServeMux) {
 func (p *Provider) renderDiscovery() ([]byte, error) {
 	iss := p.cfg.Issuer
 	doc := map[string]any{
-		"issuer":                                         iss,
-		"authorization_endpoint":                         iss + "/oauth2/auth",
-		"token_endpoint":                                 iss + "/oauth2/token",
-		"introspection_endpoint":                         iss + "/oauth2/introspect",
-		"revocation_endpoint":                            iss + "/oauth2/revoke",
-		"userinfo_endpoint":                              iss + "/userinfo",
-		"end_session_endpoint":                           iss + "/oauth2/logout",
-		"jwks_uri":                                       iss + "/.well-known/jwks.json",
-		"scopes_supported":                               []string{"openid", "offline_access", "profile", "email"},
-		"response_types_supported":                       []string{"code"},
-		"response_modes_supported":                       []string{"query"},
-		"grant_types_supported":                          []string{"authorization_code", "refresh_token", "client_credentials"},
-		"subject_types_supported":                        []string{"public"},
-		"id_token_signing_alg_values_supported":          []string{p.cfg.Keys.Algorithm()},
-		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post", "none"},
-		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic", "client_secret_post"},
-		"revocation_endpoint_auth_methods_supported":     []string{"client_secret_basic", "client_secret_post", "none"},
-		"code_challenge_methods_supported":               []string{"S256"},
-		"claims_supported":                               []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "preferred_username", "email", "email_verified"},
-		"claims_parameter_supported":                     false,
-		"request_parameter_supported":                    false,
-		"request_uri_parameter_supported":                false,
-		"authorization_response_iss_parameter_supported": false,
-		"frontchannel_logout_supported":                  false,
-		"backchannel_logout_supported":                   false,
+		"issuer":                                                   iss,
+		"authorization_endpoint":                                   iss + "/oauth2/auth",
+		"token_endpoint":                                           iss + "/oauth2/token",
+		"introspection_endpoint":                                   iss + "/oauth2/introspect",
+		"revocation_endpoint":                                      iss + "/oauth2/revoke",
+		"userinfo_endpoint":                                        iss + "/userinfo",
+		"end_session_endpoint":                                     iss + "/oauth2/logout",
+		"jwks_uri":                                                 iss + "/.well-known/jwks.json",
+		"scopes_supported":                                         []string{"openid", "offline_access", "profile", "email"},
+		"response_types_supported":                                 []string{"code"},
+		"response_modes_supported":                                 []string{"query"},
+		"grant_types_supported":                                    []string{"authorization_code", "refresh_token", "client_credentials"},
+		"subject_types_supported":                                  []string{"public"},
+		"id_token_signing_alg_values_supported":                    []string{p.cfg.Keys.Algorithm()},
+		"token_endpoint_auth_methods_supported":                    []string{"client_secret_basic", "client_secret_post", methodPrivateKeyJWT, "none"},
+		"introspection_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", methodPrivateKeyJWT},
+		"revocation_endpoint_auth_methods_supported":               []string{"client_secret_basic", "client_secret_post", methodPrivateKeyJWT, "none"},
+		"token_endpoint_auth_signing_alg_values_supported":         assertionAlgNames(),
+		"introspection_endpoint_auth_signing_alg_values_supported": assertionAlgNames(),
+		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgNames(),
+		"code_challenge_methods_supported":                         []string{"S256"},
+		"claims_supported":                                         []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "preferred_username", "email", "email_verified"},
+		"claims_parameter_supported":                               false,
+		"request_parameter_supported":                              false,
+		"request_uri_parameter_supported":                          false,
+		"authorization_response_iss_parameter_supported":           false,
+		"frontchannel_logout_supported":                            false,
+		"backchannel_logout_supported":                             false,
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {

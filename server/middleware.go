@@ -171,7 +171,12 @@ func SecurityHeaders(https bool) func(http.Handler) http.Handler {
 			h.Set("Content-Security-Policy", contentSecurityPolicy)
 			h.Set("X-Content-Type-Options", "nosniff")
 			h.Set("X-Frame-Options", "DENY")
-			h.Set("Referrer-Policy", "no-referrer")
+			// same-origin, not no-referrer: under no-referrer browsers send
+			// "Origin: null" on our own form posts, which cross-origin
+			// checks must then treat as foreign. same-origin still gives
+			// other sites nothing (no code or state from our URLs leaks
+			// through Referer when the browser follows a redirect_uri).
+			h.Set("Referrer-Policy", "same-origin")
 			h.Set("Cross-Origin-Opener-Policy", "same-origin")
 			// HSTS over plain HTTP is ignored by browsers and would only
 			// mislead; sent only when we are reached over TLS.

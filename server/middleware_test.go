@@ -262,7 +262,7 @@ func TestSecurityHeaders(t *testing.T) {
 				"Content-Security-Policy":    tt.wantCSP,
 				"X-Content-Type-Options":     "nosniff",
 				"X-Frame-Options":            "DENY",
-				"Referrer-Policy":            "no-referrer",
+				"Referrer-Policy":            "same-origin",
 				"Cross-Origin-Opener-Policy": "same-origin",
 				"Strict-Transport-Security":  tt.wantHSTS,
 			}

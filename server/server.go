@@ -203,7 +203,10 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		return err
 	}
 	hasher := hashing.Argon2{Memory: cfg.Hashing.MemoryKiB, Iterations: cfg.Hashing.Iterations, Parallelism: cfg.Hashing.Parallelism}
-	csrf := authn.NewCSRF(csrfKey, secure, origin)
+	csrf, err := authn.NewCSRF(csrfKey, secure, origin)
+	if err != nil {
+		return err
+	}
 	sessions := authn.NewSessions(s.store, s.store, authn.SessionConfig{
 		CookieName: cfg.Session.CookieName,
 		// Browser sessions are shared by every application (single sign-on),

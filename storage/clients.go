@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/go-jose/go-jose/v3"
@@ -41,9 +42,19 @@ func (c *Client) GetAudience() fosite.Arguments { return c.Audience }
 // supported.
 func (c *Client) GetRequestURIs() []string { return nil }
 
-// GetJSONWebKeys implements fosite.OpenIDConnectClient; clients authenticate
-// with secrets, not keys.
-func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet { return nil }
+// GetJSONWebKeys implements fosite.OpenIDConnectClient: the client's
+// registered public keys, nil when it has none or they do not parse (they
+// were validated when registered).
+func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet {
+	if c.JWKS == "" {
+		return nil
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(c.JWKS), &set); err != nil {
+		return nil
+	}
+	return &set
+}
 
 // GetJSONWebKeysURI implements fosite.OpenIDConnectClient.
 func (c *Client) GetJSONWebKeysURI() string { return "" }
@@ -51,7 +62,10 @@ func (c *Client) GetJSONWebKeysURI() string { return "" }
 // GetRequestObjectSigningAlgorithm implements fosite.OpenIDConnectClient.
 func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
 
-// GetTokenEndpointAuthMethod implements fosite.OpenIDConnectClient.
+// GetTokenEndpointAuthMethod implements fosite.OpenIDConnectClient. A
+// confidential client registered without a method reports
+// client_secret_basic, the RFC 7591 default, but accepts
+// client_secret_post as well (see TokenEndpointAuthMethods).
 func (c *Client) GetTokenEndpointAuthMethod() string {
 	switch {
 	case c.Public:
@@ -62,15 +76,57 @@ func (c *Client) GetTokenEndpointAuthMethod() string {
 	return "client_secret_basic"
 }
 
-// GetTokenEndpointAuthSigningAlgorithm implements fosite.OpenIDConnectClient.
-func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "" }
+// TokenEndpointAuthMethods are the ways this client may authenticate: only
+// the registered one when one was chosen, else either form of its secret —
+// client libraries differ in which they send, and both carry the same
+// secret over the same TLS connection.
+func (c *Client) TokenEndpointAuthMethods() []string {
+	switch {
+	case c.Public:
+		return []string{"none"}
+	case c.TokenEndpointAuthMethod != "":
+		return []string{c.TokenEndpointAuthMethod}
+	}
+	return []string{"client_secret_basic", "client_secret_post"}
+}
 
-// CreateClient inserts c; ErrConflict when the id is taken.
+// GetTokenEndpointAuthSigningAlgorithm implements fosite.OpenIDConnectClient:
+// the one JWS algorithm the client registered for its assertions, or ""
+// for any the server supports that fits the key.
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {
+	return c.TokenEndpointAuthSigningAlg
+}
+
+// CreateClient inserts c and its CORS origins; ErrConflict when the id is
+// taken.
 func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	now := s.now().UTC()
 	c.CreatedAt, c.UpdatedAt = now, now
-	nilToEmpty(&c.RedirectURIs, &c.PostLogoutRedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Scopes, &c.Audience)
-	return mapErr("create client", s.conn(ctx).Create(c).Error)
+	nilToEmpty(&c.RedirectURIs, &c.PostLogoutRedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Scopes, &c.Audience, &c.AllowedCORSOrigins)
+	return s.InTx(ctx, func(ctx context.Context) error {
+		db := s.conn(ctx)
+		if err := db.Create(c).Error; err != nil {
+			return mapErr("create client "+c.ID, err)
+		}
+		for _, o := range c.AllowedCORSOrigins {
+			if err := db.Create(&corsOriginRow{Origin: o, ClientID: c.ID}).Error; err != nil {
+				return mapErr("create client "+c.ID+" cors origin", err)
+			}
+		}
+		return nil
+	})
+}
+
+// AnyClientAllowsOrigin reports whether some client lists origin in its
+// allowed CORS origins. A preflight request carries no client, so this is
+// all that can be known before the real request.
+func (s *Store) AnyClientAllowsOrigin(ctx context.Context, origin string) (bool, error) {
+	var n int64
+	err := s.conn(ctx).Model(&corsOriginRow{}).Where("origin = ?", origin).Limit(1).Count(&n).Error
+	if err != nil {
+		return false, mapErr("find cors origin", err)
+	}
+	return n > 0, nil
 }
 
 // Client loads one client by id.

@@ -5,21 +5,31 @@ import "time"
 // Client is an OAuth 2.0 client registration. It implements fosite.Client and
 // fosite.OpenIDConnectClient (see client.go).
 type Client struct {
-	ID                      string    `gorm:"column:id;primaryKey"`
-	Name                    string    `gorm:"column:name"`
-	SecretHash              string    `gorm:"column:secret_hash"`
-	RedirectURIs            []string  `gorm:"column:redirect_uris;serializer:json"`
-	PostLogoutRedirectURIs  []string  `gorm:"column:post_logout_redirect_uris;serializer:json"`
-	GrantTypes              []string  `gorm:"column:grant_types;serializer:json"`
-	ResponseTypes           []string  `gorm:"column:response_types;serializer:json"`
-	Scopes                  []string  `gorm:"column:scopes;serializer:json"`
-	Audience                []string  `gorm:"column:audience;serializer:json"`
-	Public                  bool      `gorm:"column:public"`
-	SkipConsent             bool      `gorm:"column:skip_consent"`
-	TokenEndpointAuthMethod string    `gorm:"column:token_endpoint_auth_method"`
-	AccessTokenFormat       string    `gorm:"column:access_token_format"` // "" (server default), "opaque" or "jwt"
-	CreatedAt               time.Time `gorm:"column:created_at"`
-	UpdatedAt               time.Time `gorm:"column:updated_at"`
+	ID                      string   `gorm:"column:id;primaryKey"`
+	Name                    string   `gorm:"column:name"`
+	SecretHash              string   `gorm:"column:secret_hash"`
+	RedirectURIs            []string `gorm:"column:redirect_uris;serializer:json"`
+	PostLogoutRedirectURIs  []string `gorm:"column:post_logout_redirect_uris;serializer:json"`
+	GrantTypes              []string `gorm:"column:grant_types;serializer:json"`
+	ResponseTypes           []string `gorm:"column:response_types;serializer:json"`
+	Scopes                  []string `gorm:"column:scopes;serializer:json"`
+	Audience                []string `gorm:"column:audience;serializer:json"`
+	Public                  bool     `gorm:"column:public"`
+	SkipConsent             bool     `gorm:"column:skip_consent"`
+	TokenEndpointAuthMethod string   `gorm:"column:token_endpoint_auth_method"`
+	AccessTokenFormat       string   `gorm:"column:access_token_format"` // "" (server default), "opaque" or "jwt"
+	LogoURI                 string   `gorm:"column:logo_uri"`
+	PolicyURI               string   `gorm:"column:policy_uri"`
+	TosURI                  string   `gorm:"column:tos_uri"`
+	// AllowedCORSOrigins are the browser origins (scheme://host[:port])
+	// allowed to call the token, revocation and userinfo endpoints for this
+	// client. Mirrored, for preflight lookups, in client_cors_origins.
+	AllowedCORSOrigins []string `gorm:"column:allowed_cors_origins;serializer:json"`
+	// JWKS is the client's public JSON Web Key Set (private_key_jwt).
+	JWKS                        string    `gorm:"column:jwks"`
+	TokenEndpointAuthSigningAlg string    `gorm:"column:token_endpoint_auth_signing_alg"`
+	CreatedAt                   time.Time `gorm:"column:created_at"`
+	UpdatedAt                   time.Time `gorm:"column:updated_at"`
 }
 
 // TableName pins the table name so it does not depend on gorm's pluraliser.
@@ -122,6 +132,13 @@ const (
 	kindPKCE    = "pkce"
 	kindOIDC    = "oidc"
 )
+
+type corsOriginRow struct {
+	Origin   string `gorm:"column:origin;primaryKey"`
+	ClientID string `gorm:"column:client_id;primaryKey"`
+}
+
+func (corsOriginRow) TableName() string { return "client_cors_origins" }
 
 type jtiRow struct {
 	JTI       string    `gorm:"column:jti;primaryKey"`

@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -29,22 +30,32 @@ const (
 	requestIDHeader = "X-Request-Id"
 )
 
+// AppFinder names the application a sign-in is for, from the path the
+// login form returns to (an authorization request, most often), so that the
+// page can say whom the person is about to sign in to. It reports false
+// when returnTo leads to no known application.
+type AppFinder interface {
+	AppForReturnTo(ctx context.Context, returnTo string) (*templates.App, bool)
+}
+
 type loginHandler struct {
 	pipeline *Pipeline
 	sessions *Sessions
 	csrf     *CSRF
 	pages    *templates.Renderer
+	apps     AppFinder
 	logger   *slog.Logger
 }
 
 // NewLoginHandler serves the sign-in form: GET /login shows it, POST /login
 // runs the password through the pipeline and, on success, starts a session
 // and sends the browser on to return_to (a local path, "/" by default).
-func NewLoginHandler(p *Pipeline, s *Sessions, csrf *CSRF, r *templates.Renderer, logger *slog.Logger) http.Handler {
+// apps may be nil; the page then names no application.
+func NewLoginHandler(p *Pipeline, s *Sessions, csrf *CSRF, r *templates.Renderer, apps AppFinder, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &loginHandler{pipeline: p, sessions: s, csrf: csrf, pages: r, logger: logger}
+	return &loginHandler{pipeline: p, sessions: s, csrf: csrf, pages: r, apps: apps, logger: logger}
 }
 
 func (h *loginHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -59,8 +70,15 @@ func (h *loginHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// show renders the form. The application is looked up on every showing,
+// the one after a wrong password too, so the page keeps naming it.
 func (h *loginHandler) show(w http.ResponseWriter, r *http.Request, status int, page templates.LoginPage) {
 	page.CSRFToken = h.csrf.Token(w, r)
+	if h.apps != nil {
+		if app, ok := h.apps.AppForReturnTo(r.Context(), page.ReturnTo); ok {
+			page.App = app
+		}
+	}
 	h.pages.Render(w, status, "login.html", page)
 }
 
@@ -101,8 +119,6 @@ func (h *loginHandler) internalError(w http.ResponseWriter, r *http.Request, err
 		"Signing in failed because of a problem on our side. Please try again later.")
 }
 
-// showError renders the error page, quoting the request id the server set
-// so that a person can report it.
 // readForm parses a POSTed form of at most limit bytes and checks its CSRF
 // token, answering the request itself when either fails; it reports whether
 // the handler may go on.
@@ -125,6 +141,8 @@ func readForm(w http.ResponseWriter, r *http.Request, limit int64, csrf *CSRF, p
 	return true
 }
 
+// showError renders the error page, quoting the request id the server set
+// so that a person can report it.
 func showError(pages *templates.Renderer, w http.ResponseWriter, status int, title, message string) {
 	pages.Render(w, status, "error.html", templates.ErrorPage{
 		Title:     title,

@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -55,7 +56,7 @@ func newLoginEnvWith(t *testing.T, secure bool, edit func(*policies.Session)) *l
 	logger := slog.New(slog.DiscardHandler)
 	env.csrf = mustCSRF(t, []byte("0123456789abcdef0123456789abcdef"), secure, loginOrigin)
 	env.pipeline = NewPipeline(env.st, cheapArgon2, logger, env.recorder)
-	env.handler = NewLoginHandler(env.pipeline, env.sessions, env.csrf, r, logger)
+	env.handler = NewLoginHandler(env.pipeline, env.sessions, env.csrf, r, nil, logger)
 	return env
 }
 
@@ -130,6 +131,93 @@ func TestLoginSuccess(t *testing.T) {
 			req.AddCookie(sc)
 			if id, err := e.sessions.Current(req); err != nil || id == nil || id.User.Username != "alice" {
 				t.Errorf("Current = %+v, %v; want alice", id, err)
+			}
+		})
+	}
+}
+
+// appsByReturnTo is an AppFinder that knows the application of a fixed
+// set of return paths.
+type appsByReturnTo map[string]templates.App
+
+func (m appsByReturnTo) AppForReturnTo(_ context.Context, returnTo string) (*templates.App, bool) {
+	a, ok := m[returnTo]
+	if !ok {
+		return nil, false
+	}
+	return &a, true
+}
+
+func TestLoginNamesTheApplication(t *testing.T) {
+	const authReq = "/oauth2/auth?client_id=notes"
+	apps := appsByReturnTo{
+		authReq: {Name: "Notes & Co", LogoURI: "https://notes.example/logo.png", PolicyURI: "https://notes.example/privacy"},
+		// Known to the finder, but not a safe return path: the handler
+		// must never ask about it.
+		"//evil.example/": {Name: "Evil"},
+	}
+	tests := []struct {
+		name     string
+		finder   AppFinder
+		method   string
+		returnTo string
+		want     []string
+		absent   []string
+	}{
+		{
+			name: "known application", finder: apps, method: http.MethodGet, returnTo: authReq,
+			want: []string{
+				`<h1>Sign in to continue to Notes &amp; Co</h1>`,
+				`src="https://notes.example/logo.png" alt=""`,
+				`href="https://notes.example/privacy" rel="noopener noreferrer">Privacy policy`,
+			},
+			absent: []string{`Terms of service`},
+		},
+		{
+			name: "still named after a wrong password", finder: apps, method: http.MethodPost, returnTo: authReq,
+			want: []string{`Sign in to continue to Notes &amp; Co`, loginFailedMessage},
+		},
+		{
+			name: "unknown return path", finder: apps, method: http.MethodGet, returnTo: "/account/password",
+			want:   []string{`<h1>Sign in</h1>`},
+			absent: []string{`continue to`, `class="app-logo"`},
+		},
+		{
+			name: "unsafe return path is not looked up", finder: apps, method: http.MethodGet, returnTo: "//evil.example/",
+			want:   []string{`<h1>Sign in</h1>`},
+			absent: []string{`Evil`},
+		},
+		{
+			name: "no finder", finder: nil, method: http.MethodGet, returnTo: authReq,
+			want:   []string{`<h1>Sign in</h1>`},
+			absent: []string{`continue to`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newLoginEnv(t, false)
+			e.handler = NewLoginHandler(e.pipeline, e.sessions, e.csrf, e.pages, tt.finder, slog.New(slog.DiscardHandler))
+			var rec *httptest.ResponseRecorder
+			if tt.method == http.MethodPost {
+				ck, tok := e.form(t)
+				rec = e.post(loginForm("alice", "wrong password", tt.returnTo, tok), nil, ck)
+			} else {
+				rec = httptest.NewRecorder()
+				e.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/login?"+url.Values{"return_to": {tt.returnTo}}.Encode(), nil))
+			}
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status = %d, want 200", rec.Code)
+			}
+			body := rec.Body.String()
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page lacks %q:\n%s", w, body)
+				}
+			}
+			for _, a := range tt.absent {
+				if strings.Contains(body, a) {
+					t.Errorf("page contains %q:\n%s", a, body)
+				}
 			}
 		})
 	}

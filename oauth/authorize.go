@@ -38,6 +38,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("Only response_mode=query is supported."))
 		return
 	}
+	if err := checkAuthorizable(ar); err != nil {
+		p.authorizeError(w, r, ar, err)
+		return
+	}
 	form := oauthParams(ar.GetRequestForm())
 	prompt := strings.Fields(form.Get("prompt"))
 
@@ -64,7 +68,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 
 	if r.Method == http.MethodPost && r.PostForm.Has(consentField) {
 		if !p.cfg.CSRF.Verify(r) {
-			p.errorPage(w, r, http.StatusForbidden, "Request expired", "The form was submitted without a valid security token. Go back, reload the page and try again.")
+			p.formExpired(w, r)
 			return
 		}
 		switch r.PostForm.Get(consentField) {
@@ -115,6 +119,27 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.f.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// checkAuthorizable refuses, before anyone is asked for a password, what
+// fosite would only refuse after the login: its PKCE and response-type
+// handlers run when the response is built. (Unknown scopes and response
+// types the client lacks fosite refuses in NewAuthorizeRequest.)
+func checkAuthorizable(ar fosite.AuthorizeRequester) error {
+	if !ar.GetResponseTypes().ExactOne("code") {
+		return fosite.ErrUnsupportedResponseType.WithHint("Only response_type=code is supported.")
+	}
+	form := ar.GetRequestForm()
+	challenge, method := form.Get("code_challenge"), form.Get("code_challenge_method")
+	switch {
+	case challenge == "" && method != "":
+		return fosite.ErrInvalidRequest.WithHint("code_challenge_method was given without code_challenge.")
+	case challenge == "" && ar.GetClient().IsPublic():
+		return fosite.ErrInvalidRequest.WithHint("This client must use PKCE: code_challenge is missing.")
+	case challenge != "" && method != "S256":
+		return fosite.ErrInvalidRequest.WithHint("code_challenge_method must be S256.")
+	}
+	return nil
 }
 
 // redirectToLogin sends the browser to the login page, to come back to this
@@ -171,11 +196,11 @@ func (p *Provider) needsConsent(r *http.Request, c *storage.Client, u *storage.U
 
 func (p *Provider) renderConsent(w http.ResponseWriter, r *http.Request, c *storage.Client, u *storage.User, scopes []string, form url.Values) {
 	page := templates.ConsentPage{
-		ClientID:   c.ID,
-		ClientName: c.Name,
-		Username:   u.Username,
-		Scopes:     scopes,
-		CSRFToken:  p.cfg.CSRF.Token(w, r),
+		ClientID:  c.ID,
+		App:       appOf(c),
+		Username:  u.Username,
+		Scopes:    p.scopeInfo(scopes),
+		CSRFToken: p.cfg.CSRF.Token(w, r),
 	}
 	keys := make([]string, 0, len(form))
 	for k := range form {
@@ -222,25 +247,47 @@ func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fos
 		p.cfg.Logger.ErrorContext(r.Context(), "authorize", "err", err.Error(), "debug", rfc.DebugField)
 	}
 	if ar == nil || !ar.IsRedirectURIValid() {
-		msg := rfc.DescriptionField
+		detail := rfc.ErrorField + ": " + rfc.DescriptionField
 		if rfc.HintField != "" {
-			msg += " " + rfc.HintField
+			detail += " " + rfc.HintField
 		}
-		p.errorPage(w, r, rfc.CodeField, "Authorization request refused", msg)
+		page := templates.ErrorPage{
+			Title:   "This sign-in link doesn't work",
+			Message: "The application that sent you here made a sign-in request that this server cannot accept, so it cannot safely send you back to it.",
+			Advice:  "Go back to the application and try again. If it keeps happening, let the application's support team know and give them the technical details below.",
+			Detail:  detail,
+		}
+		if rfc.CodeField >= 500 {
+			page.Title = "Something went wrong"
+			page.Message = "Something went wrong on our side while signing you in."
+			page.Advice = "Wait a moment, then go back to the application and try again."
+		}
+		p.errorPage(w, r, rfc.CodeField, page)
 		return
 	}
 	p.f.WriteAuthorizeError(r.Context(), w, ar, err)
 }
 
-func (p *Provider) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+// formExpired is the page for a form posted without a valid CSRF token:
+// most often a page left open too long, or a form posted from elsewhere.
+func (p *Provider) formExpired(w http.ResponseWriter, r *http.Request) {
+	p.errorPage(w, r, http.StatusForbidden, templates.ErrorPage{
+		Title:   "This page has expired",
+		Message: "For your security, the form you sent could not be accepted. This happens when a page is left open for a long time or was opened from another site.",
+		Advice:  "Go back, reload the page and try again.",
+		Detail:  "missing or invalid CSRF token, or a cross-origin form post",
+	})
+}
+
+// errorPage renders page with the response's request id, so that a person
+// reporting it gives support what finds the log line.
+func (p *Provider) errorPage(w http.ResponseWriter, r *http.Request, status int, page templates.ErrorPage) {
 	if status < 400 {
 		status = http.StatusBadRequest
 	}
-	p.cfg.Templates.Render(w, status, "error.html", templates.ErrorPage{
-		Title:     title,
-		Message:   msg,
-		RequestID: w.Header().Get("X-Request-Id"),
-	})
+	page.RequestID = w.Header().Get("X-Request-Id")
+	w.Header().Set("Cache-Control", "no-store")
+	p.cfg.Templates.Render(w, status, "error.html", page)
 }
 
 // oauthParams drops the consent page's own fields from the request form.

@@ -101,7 +101,9 @@ func secretCredentials(r *http.Request, form url.Values) (id, secret, method str
 	}
 	id = form.Get("client_id")
 	if id == "" {
-		return "", "", "", fosite.ErrInvalidRequest.WithHint("Client credentials are missing: send HTTP Basic, client_id and client_secret, or a client_assertion.")
+		// RFC 6749 5.2 counts "no client authentication included" as
+		// invalid_client.
+		return "", "", "", fosite.ErrInvalidClient.WithHint("Client credentials are missing: send HTTP Basic, client_id and client_secret, or a client_assertion.")
 	}
 	if secret = form.Get("client_secret"); secret != "" {
 		return id, secret, "client_secret_post", nil

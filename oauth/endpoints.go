@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -122,6 +123,7 @@ func writeIntrospection(w http.ResponseWriter, ir fosite.IntrospectionResponder,
 func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	p.formClientCORS(w, r)
 	err := p.f.NewRevocationRequest(ctx, r)
 	p.f.WriteRevocationResponse(ctx, w, err)
 }
@@ -132,14 +134,21 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	token := fosite.AccessTokenFromRequest(r)
 	if token == "" {
+		p.clientCORS(w, r, nil)
 		bearerError(w, http.StatusUnauthorized, "", "")
 		return
 	}
 	_, ar, err := p.f.IntrospectToken(ctx, token, fosite.AccessToken, newSession())
 	if err != nil {
+		p.clientCORS(w, r, nil)
 		bearerError(w, http.StatusUnauthorized, "invalid_token", "The access token is not active.")
 		return
 	}
+	c, _ := ar.GetClient().(*storage.Client)
+	if c == nil {
+		c = &storage.Client{} // no origins: no CORS headers
+	}
+	p.clientCORS(w, r, c)
 	if !ar.GetGrantedScopes().Has("openid") {
 		bearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
 		return
@@ -190,56 +199,81 @@ func bearerError(w http.ResponseWriter, status int, code, desc string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
 }
 
-// logout is OpenID Connect RP-Initiated Logout 1.0. The browser session
-// ends; the user is sent to post_logout_redirect_uri only when it exactly
-// matches one registered for the client the id_token_hint (or client_id)
-// names — otherwise a page says they are signed out.
+// logout is OpenID Connect RP-Initiated Logout 1.0. The user is sent to
+// post_logout_redirect_uri only when it exactly matches one registered for
+// the client the id_token_hint (or client_id) names — otherwise a page says
+// they are signed out.
+//
+// A link from anywhere can reach this endpoint, so it only ends a session
+// at once when the request proves it comes from the user's application: an
+// id_token_hint issued here to the signed-in user. Otherwise the user is
+// asked, and the session ends on the confirmation form's POST, which
+// carries the CSRF token.
 func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	}
 	if err := r.ParseForm(); err != nil {
-		p.errorPage(w, r, http.StatusBadRequest, "Sign-out failed", "The sign-out request could not be read.")
+		p.logoutError(w, r, http.StatusBadRequest, "the logout request body could not be parsed: "+err.Error())
 		return
 	}
-	hint := r.Form.Get("id_token_hint")
+	var hint *josejwt.Claims
 	clientID := r.Form.Get("client_id")
 	redirect := r.Form.Get("post_logout_redirect_uri")
-	if hint != "" {
-		aud, err := p.idTokenHintAudience(hint)
+	if raw := r.Form.Get("id_token_hint"); raw != "" {
+		claims, err := p.idTokenHint(raw)
 		if err != nil {
-			p.errorPage(w, r, http.StatusBadRequest, "Sign-out failed", "The id_token_hint is not a valid ID token issued here.")
+			p.logoutError(w, r, http.StatusBadRequest, "id_token_hint is not a valid ID token issued by this server: "+err.Error())
 			return
 		}
-		if clientID != "" && !slices.Contains(aud, clientID) {
-			p.errorPage(w, r, http.StatusBadRequest, "Sign-out failed", "client_id does not match the id_token_hint.")
+		if clientID != "" && !slices.Contains(claims.Audience, clientID) {
+			p.logoutError(w, r, http.StatusBadRequest, "client_id is not an audience of the id_token_hint")
 			return
 		}
-		if clientID == "" && len(aud) > 0 {
-			clientID = aud[0]
+		if clientID == "" && len(claims.Audience) > 0 {
+			clientID = claims.Audience[0]
 		}
+		hint = claims
 	}
 	var target *url.URL
 	if redirect != "" {
 		if clientID == "" {
-			p.errorPage(w, r, http.StatusBadRequest, "Sign-out failed", "post_logout_redirect_uri needs id_token_hint or client_id.")
+			p.logoutError(w, r, http.StatusBadRequest, "post_logout_redirect_uri needs id_token_hint or client_id")
 			return
 		}
-		c, err := p.cfg.Store.GetClient(r.Context(), clientID)
+		c, err := p.cfg.Store.GetClient(ctx, clientID)
 		sc, ok := c.(*storage.Client)
 		if err != nil || !ok || !slices.Contains(sc.PostLogoutRedirectURIs, redirect) {
-			p.errorPage(w, r, http.StatusBadRequest, "Sign-out failed", "post_logout_redirect_uri is not registered for this client.")
+			p.logoutError(w, r, http.StatusBadRequest, "post_logout_redirect_uri is not registered for client "+strconv.Quote(clientID))
 			return
 		}
 		if target, err = url.Parse(redirect); err != nil {
-			p.errorPage(w, r, http.StatusBadRequest, "Sign-out failed", "post_logout_redirect_uri is not a valid URL.")
+			p.logoutError(w, r, http.StatusBadRequest, "post_logout_redirect_uri is not a valid URL")
 			return
 		}
 	}
-	if err := p.cfg.Browser.End(w, r); err != nil {
-		p.cfg.Logger.ErrorContext(r.Context(), "end browser session", "err", err.Error())
-		p.errorPage(w, r, http.StatusInternalServerError, "Sign-out failed", "Try again.")
+	user, _, err := p.cfg.Browser.Current(r)
+	if err != nil {
+		p.cfg.Logger.ErrorContext(ctx, "read browser session", "err", err.Error())
+		p.logoutError(w, r, http.StatusInternalServerError, "")
 		return
+	}
+	if user != nil {
+		confirmed := r.Method == http.MethodPost && r.PostForm.Get("confirm") == "yes"
+		if confirmed && !p.cfg.CSRF.Verify(r) {
+			p.formExpired(w, r)
+			return
+		}
+		if !confirmed && (hint == nil || hint.Subject != user.ID) {
+			p.renderLogoutConfirm(w, r, user, clientID)
+			return
+		}
+		if err := p.cfg.Browser.End(w, r); err != nil {
+			p.cfg.Logger.ErrorContext(ctx, "end browser session", "err", err.Error())
+			p.logoutError(w, r, http.StatusInternalServerError, "")
+			return
+		}
 	}
 	if target == nil {
 		p.cfg.Templates.Render(w, http.StatusOK, "logged_out.html", templates.LoggedOutPage{})
@@ -253,9 +287,43 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target.String(), http.StatusSeeOther)
 }
 
-// idTokenHintAudience verifies an ID token this server signed (expired ones
-// are accepted, as the spec allows) and returns its audience.
-func (p *Provider) idTokenHintAudience(raw string) ([]string, error) {
+// logoutError is the page for a sign-out request that cannot be carried
+// out. detail is for the application's developers.
+func (p *Provider) logoutError(w http.ResponseWriter, r *http.Request, status int, detail string) {
+	page := templates.ErrorPage{
+		Title:   "We couldn't sign you out",
+		Message: "The application asked to sign you out, but the request was not valid, so you are still signed in.",
+		Advice:  "Close this page and sign out again from the application. To be sure, you can also close your browser.",
+		Detail:  detail,
+	}
+	if status >= 500 {
+		page.Message = "Something went wrong on our side while signing you out; you may still be signed in."
+		page.Advice = "Wait a moment and try again."
+	}
+	p.errorPage(w, r, status, page)
+}
+
+// renderLogoutConfirm asks the user whether to sign out. The logout
+// parameters ride along in the form, so that the POST ends where the
+// request would have.
+func (p *Provider) renderLogoutConfirm(w http.ResponseWriter, r *http.Request, u *storage.User, clientID string) {
+	page := templates.LogoutConfirmPage{
+		App:       p.app(r.Context(), clientID),
+		Username:  u.Username,
+		CSRFToken: p.cfg.CSRF.Token(w, r),
+	}
+	for _, k := range []string{"id_token_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales"} {
+		if v := r.Form.Get(k); v != "" {
+			page.Params = append(page.Params, templates.Param{Name: k, Value: v})
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	p.cfg.Templates.Render(w, http.StatusOK, "logout_confirm.html", page)
+}
+
+// idTokenHint verifies an ID token this server signed (expired ones are
+// accepted, as the spec allows) and returns its claims.
+func (p *Provider) idTokenHint(raw string) (*josejwt.Claims, error) {
 	tok, err := josejwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA})
 	if err != nil {
 		return nil, err
@@ -275,5 +343,5 @@ func (p *Provider) idTokenHintAudience(raw string) ([]string, error) {
 		return nil, errors.New("id_token_hint: wrong issuer")
 	}
 	// Expiry is deliberately not checked; the signature and issuer are.
-	return claims.Audience, nil
+	return &claims, nil
 }

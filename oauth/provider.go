@@ -60,6 +60,7 @@ type Store interface {
 	CreatePKCERequestSession(ctx context.Context, signature string, requester fosite.Requester) error
 	DeletePKCERequestSession(ctx context.Context, signature string) error
 	User(ctx context.Context, id string) (*storage.User, error)
+	AnyClientAllowsOrigin(ctx context.Context, origin string) (bool, error)
 	Consent(ctx context.Context, userID, clientID string) (*storage.Consent, error)
 	GrantConsent(ctx context.Context, userID, clientID string, scopes []string) error
 	RevokeFamily(ctx context.Context, requestID string) error
@@ -84,6 +85,9 @@ type Config struct {
 	SystemSecrets []string
 	// Audit records security events; nil records nothing.
 	Audit Recorder
+	// ScopeDescriptions are shown on the consent page, by scope name; they
+	// add to and override the built-in ones.
+	ScopeDescriptions map[string]string
 
 	Store     Store
 	Keys      *KeyManager
@@ -217,7 +221,12 @@ func (p *Provider) Handler() http.Handler {
 // Register adds the protocol endpoints to mux.
 func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /.well-known/openid-configuration", p.serveDiscovery)
+	mux.HandleFunc("OPTIONS /.well-known/openid-configuration", publicPreflight)
 	mux.HandleFunc("GET /.well-known/jwks.json", p.serveJWKS)
+	mux.HandleFunc("OPTIONS /.well-known/jwks.json", publicPreflight)
+	mux.HandleFunc("OPTIONS /oauth2/token", p.clientPreflight("POST"))
+	mux.HandleFunc("OPTIONS /oauth2/revoke", p.clientPreflight("POST"))
+	mux.HandleFunc("OPTIONS /userinfo", p.clientPreflight("GET, POST"))
 	mux.HandleFunc("GET /oauth2/auth", p.authorize)
 	mux.HandleFunc("POST /oauth2/auth", p.authorize)
 	mux.HandleFunc("POST /oauth2/token", p.token)
@@ -292,6 +301,7 @@ func newCachedDoc(body []byte) cachedDoc {
 
 func (d cachedDoc) serve(w http.ResponseWriter, r *http.Request, cacheControl string) {
 	h := w.Header()
+	publicCORS(w)
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", cacheControl)
 	h.Set("ETag", d.etag)

@@ -15,6 +15,7 @@ import (
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	p.formClientCORS(w, r)
 	session := newSession()
 	grant := r.PostFormValue("grant_type")
 	if grant != "" && !supportedGrant(grant) {
@@ -125,6 +126,11 @@ func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.
 	}
 	if p.cfg.Metrics != nil {
 		p.cfg.Metrics.TokenFailed(grant, rfc.ErrorField)
+	}
+	// RFC 6749 5.2: a client that tried HTTP authentication and failed is
+	// told the scheme to use; fosite leaves the header out.
+	if rfc.CodeField == http.StatusUnauthorized && r.Header.Get("Authorization") != "" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="portcullis"`)
 	}
 	p.f.WriteAccessError(ctx, w, ar, err)
 }

@@ -157,8 +157,11 @@ func remoteAddr(s string) netip.Addr {
 // renders (login, consent) is self-contained. There is no form-action
 // directive: Chrome enforces form-action on every hop of the redirect chain
 // that follows a form POST, and after login that chain must end at the
-// client's redirect_uri, which we cannot enumerate here.
-const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self' data:; " +
+// client's redirect_uri, which we cannot enumerate here. Images are the
+// one exception to self-containment: img-src admits any https: URL because
+// the sign-in pages show the logo each client registered, wherever it is
+// hosted (they load it without a Referer).
+const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; " +
 	"script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // SecurityHeaders sets defensive headers on every response. They are set

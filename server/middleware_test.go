@@ -235,7 +235,7 @@ func TestAccessLogPanic(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
-	const wantCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; " +
+	const wantCSP = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; script-src 'self'; " +
 		"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 	tests := []struct {
 		name     string

@@ -239,13 +239,16 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 
 	mux := http.NewServeMux()
 	s.provider.Register(mux)
-	login := authn.NewLoginHandler(pipeline, sessions, csrf, tmpl, s.logger)
+	// The provider names the application an authorization request is for,
+	// so the login page can say whom the person is signing in to.
+	login := authn.NewLoginHandler(pipeline, sessions, csrf, tmpl, s.provider, s.logger)
 	mux.Handle("GET /login", login)
 	mux.Handle("POST /login", login)
 	password := authn.NewPasswordHandler(pipeline, sessions, s.store, csrf, tmpl, rec, s.logger)
 	mux.Handle("GET "+authn.PasswordPath, password)
 	mux.Handle("POST "+authn.PasswordPath, password)
 	mux.Handle("GET /static/", tmpl.Static())
+	mux.Handle("GET /favicon.ico", tmpl.Favicon())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		page := templates.IndexPage{}
 		if id, err := sessions.Current(r); err == nil && id != nil {

@@ -1,5 +1,6 @@
 // Package templates owns the HTML pages Portcullis renders (login, consent,
-// errors, sign-out, password change, the index page) and the static assets they link. Both are
+// errors, sign-out and its confirmation, password change, the index page)
+// and the static assets they link, the favicon among them. Both are
 // embedded in the binary so a deployment is one file.
 //
 // Pages must work under the server's Content-Security-Policy, which allows
@@ -21,7 +22,7 @@ import (
 	"strings"
 )
 
-//go:embed layout.html login.html consent.html error.html logged_out.html index.html password.html
+//go:embed layout.html login.html consent.html error.html logged_out.html logout_confirm.html index.html password.html
 var pageFS embed.FS
 
 //go:embed static
@@ -30,35 +31,73 @@ var staticFS embed.FS
 // layoutFile is not a page of its own: every page is executed through it.
 const layoutFile = "layout.html"
 
-// LoginPage is the data of "login.html".
-type LoginPage struct {
-	Error     string
-	Username  string
-	ReturnTo  string
-	CSRFToken string
+// App is the application a person is signing in to, as its registration
+// names it. The pages show it so that a person can tell whom they are
+// about to trust; every field but Name may be empty.
+type App struct {
+	Name      string
+	LogoURI   string
+	PolicyURI string
+	TosURI    string
 }
 
-// Param is one authorization request parameter carried through the consent
-// form as a hidden input.
+// LoginPage is the data of "login.html". App is nil when the sign-in is
+// for no known application, and the page then just says "Sign in".
+// RecoveryURL, when set, is offered as "Forgot your password?".
+type LoginPage struct {
+	Error       string
+	Username    string
+	ReturnTo    string
+	CSRFToken   string
+	App         *App
+	RecoveryURL string
+}
+
+// Param is one request parameter carried through a confirmation form
+// (consent, sign-out) as a hidden input.
 type Param struct {
 	Name, Value string
 }
 
-// ConsentPage is the data of "consent.html".
-type ConsentPage struct {
-	ClientID   string
-	ClientName string
-	Username   string
-	Scopes     []string
-	CSRFToken  string
-	Params     []Param
+// ScopeInfo is one requested scope: Description says in plain words what it
+// allows and is what a person reads; Name is the technical scope, shown
+// beside it for those who look for it.
+type ScopeInfo struct {
+	Name, Description string
 }
 
-// ErrorPage is the data of "error.html".
+// ConsentPage is the data of "consent.html". App.Name may be empty, in
+// which case the page names the client by ClientID.
+type ConsentPage struct {
+	ClientID  string
+	App       App
+	Username  string
+	Scopes    []ScopeInfo
+	CSRFToken string
+	Params    []Param
+}
+
+// ErrorPage is the data of "error.html". Message says what happened and
+// Advice what to do about it, both for the person in front of the page;
+// Detail is for whoever they report it to, and is folded away with the
+// request id.
 type ErrorPage struct {
 	Title     string
 	Message   string
+	Advice    string
+	Detail    string
 	RequestID string
+}
+
+// LogoutConfirmPage is the data of "logout_confirm.html", which asks before
+// a sign-out that did not prove it came from the person's application. App
+// is nil when no application is known. Params are the logout request's
+// parameters, posted back with the confirmation.
+type LogoutConfirmPage struct {
+	App       *App
+	Username  string
+	CSRFToken string
+	Params    []Param
 }
 
 // PasswordPage is the data of "password.html", the self-service password
@@ -142,6 +181,23 @@ func (r *Renderer) Render(w http.ResponseWriter, status int, name string, data a
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = buf.WriteTo(w)
+}
+
+// faviconFile is the icon, inside static/.
+const faviconFile = "favicon.svg"
+
+// Favicon serves the icon for GET /favicon.ico: browsers ask for that path
+// whatever the pages link, and every current one accepts an SVG there when
+// the Content-Type says so.
+func (r *Renderer) Favicon() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "image/svg+xml")
+		// Browsers fetch the icon on every page view unless told to keep it;
+		// it changes about never.
+		h.Set("Cache-Control", "public, max-age=86400")
+		http.ServeFileFS(w, req, r.static, faviconFile)
+	})
 }
 
 // Static serves the embedded assets. It expects the full request path

@@ -26,7 +26,7 @@ func TestRenderPages(t *testing.T) {
 		absent []string
 	}{
 		{
-			name: "login.html",
+			name: "login.html error",
 			data: LoginPage{Error: "Invalid username or password.", Username: "al<ice", ReturnTo: "/oauth2/auth?a=1&b=2", CSRFToken: "tok"},
 			want: []string{
 				`<form method="post" action="/login"`,
@@ -35,16 +35,68 @@ func TestRenderPages(t *testing.T) {
 				`<input type="hidden" name="return_to" value="/oauth2/auth?a=1&amp;b=2">`,
 				`<input type="hidden" name="csrf_token" value="tok">`,
 				`<label for="username">`, `<label for="password">`,
-				`Invalid username or password.`, `role="alert"`,
+				`<p class="error" role="alert" id="login-error">Invalid username or password.</p>`,
+				`aria-invalid="true" aria-describedby="login-error"`,
 				`type="submit"`,
+				`<h1>Sign in</h1>`,
 				`<link rel="stylesheet" href="/static/style.css">`,
 			},
+			absent: []string{`continue to`, `Forgot your password?`, `class="app-logo"`, `class="app-links"`},
+		},
+		{
+			name:   "login.html minimal",
+			data:   LoginPage{ReturnTo: "/", CSRFToken: "tok"},
+			want:   []string{`<h1>Sign in</h1>`, `id="username"`, `autofocus`},
+			absent: []string{`role="alert"`, `aria-invalid`, `Forgot your password?`},
+		},
+		{
+			name: "login.html application and recovery",
+			data: LoginPage{
+				ReturnTo: "/oauth2/auth?client_id=notes", CSRFToken: "tok",
+				App: &App{
+					Name:      `Notes & "Co" <b>`,
+					LogoURI:   "https://notes.example/logo.png?s=48&t=1",
+					PolicyURI: "https://notes.example/privacy",
+					TosURI:    "https://notes.example/terms",
+				},
+				RecoveryURL: "/account/recover",
+			},
+			want: []string{
+				`<title>Sign in to Notes &amp; &#34;Co&#34; &lt;b&gt; · Portcullis</title>`,
+				`<h1>Sign in to continue to Notes &amp; &#34;Co&#34; &lt;b&gt;</h1>`,
+				`<img class="app-logo" src="https://notes.example/logo.png?s=48&amp;t=1" alt="" width="48" height="48" referrerpolicy="no-referrer">`,
+				`<a href="https://notes.example/privacy" rel="noopener noreferrer">Privacy policy</a>`,
+				`<a href="https://notes.example/terms" rel="noopener noreferrer">Terms of service</a>`,
+				`<a href="/account/recover">Forgot your password?</a>`,
+			},
+			absent: []string{`<b>`},
+		},
+		{
+			name: "login.html application without extras",
+			data: LoginPage{ReturnTo: "/", CSRFToken: "tok", App: &App{Name: "Notes"}},
+			want: []string{`Sign in to continue to Notes`},
+			absent: []string{
+				`<img class="app-logo"`, `class="app-links"`, `Privacy policy`, `Terms of service`, `Forgot your password?`,
+			},
+		},
+		{
+			name: "login.html unsafe links",
+			data: LoginPage{App: &App{Name: "x", LogoURI: "javascript:alert(1)", PolicyURI: "javascript:alert(2)"}},
+			// html/template replaces URLs of unsafe schemes.
+			want:   []string{`src="#ZgotmplZ"`, `href="#ZgotmplZ"`},
+			absent: []string{`alert(`},
 		},
 		{
 			name: "consent.html",
 			data: ConsentPage{
-				ClientID: "app1", ClientName: "My App", Username: "alice",
-				Scopes:    []string{"openid", "profile"},
+				ClientID: "app1",
+				App:      App{Name: "My <App>", LogoURI: "https://app.example/logo.svg", PolicyURI: "https://app.example/privacy", TosURI: "https://app.example/terms"},
+				Username: "alice",
+				Scopes: []ScopeInfo{
+					{Name: "openid", Description: "Sign you in with your account"},
+					{Name: "email", Description: "See your email address"},
+					{Name: "custom", Description: "custom"},
+				},
 				CSRFToken: "tok",
 				Params:    []Param{{"client_id", "app1"}, {"redirect_uri", "https://app.example/cb?x=\"1\""}},
 			},
@@ -55,13 +107,77 @@ func TestRenderPages(t *testing.T) {
 				`<input type="hidden" name="redirect_uri" value="https://app.example/cb?x=&#34;1&#34;">`,
 				`<button type="submit" name="consent" value="allow"`,
 				`<button type="submit" name="consent" value="deny"`,
-				`My App`, `alice`, `<code>openid</code>`, `<code>profile</code>`,
+				`<h1>Allow My &lt;App&gt; to use your account?</h1>`,
+				`<strong>alice</strong>`,
+				`<span class="scope-description">Sign you in with your account</span><code class="scope-name">openid</code>`,
+				`<span class="scope-description">See your email address</span><code class="scope-name">email</code>`,
+				// A scope nobody described is shown once, by its name.
+				`<li><span class="scope-description">custom</span></li>`,
+				`<img class="app-logo" src="https://app.example/logo.svg" alt=""`,
+				`>Privacy policy</a>`, `>Terms of service</a>`,
 			},
+			absent: []string{`<App>`},
+		},
+		{
+			name:   "consent.html minimal",
+			data:   ConsentPage{ClientID: "app1", CSRFToken: "tok"},
+			want:   []string{`<h1>Allow app1 to use your account?</h1>`, `value="allow"`, `value="deny"`},
+			absent: []string{`<ul class="scopes"`, `class="app-logo"`, `class="app-links"`, `signed in as`},
 		},
 		{
 			name: "error.html",
-			data: ErrorPage{Title: "Forbidden", Message: "Try <again>.", RequestID: "req-123"},
-			want: []string{`<h1>Forbidden</h1>`, `Try &lt;again&gt;.`, `req-123`},
+			data: ErrorPage{
+				Title: "Forbidden", Message: "Try <again>.", Advice: "Go back and reload.",
+				Detail: "invalid_request: <bad>", RequestID: "req-123",
+			},
+			want: []string{
+				`<h1>Forbidden</h1>`, `<p>Try &lt;again&gt;.</p>`, `<p class="advice">Go back and reload.</p>`,
+				`<details class="technical">`, `<summary>Technical details</summary>`,
+				`<code>invalid_request: &lt;bad&gt;</code>`, `Request ID: <code>req-123</code>`,
+			},
+		},
+		{
+			name:   "error.html request id only",
+			data:   ErrorPage{Title: "Not found", Message: "There is nothing here.", RequestID: "req-123"},
+			want:   []string{`<summary>Technical details</summary>`, `<code>req-123</code>`},
+			absent: []string{`class="advice"`},
+		},
+		{
+			name:   "error.html minimal",
+			data:   ErrorPage{},
+			want:   []string{`<h1>Something went wrong</h1>`, `href="/"`},
+			absent: []string{`<details`, `class="advice"`},
+		},
+		{
+			name: "logout_confirm.html",
+			data: LogoutConfirmPage{
+				App:       &App{Name: "Notes & Co", LogoURI: "https://notes.example/logo.png"},
+				Username:  "al<ice",
+				CSRFToken: "tok",
+				Params:    []Param{{"client_id", "notes"}, {"post_logout_redirect_uri", "https://notes.example/bye?a=1&b=2"}},
+			},
+			want: []string{
+				`<h1>Sign out of Portcullis?</h1>`,
+				`<strong>Notes &amp; Co</strong> is asking to sign you out.`,
+				`<strong>al&lt;ice</strong>`,
+				`<form method="post" action="/oauth2/logout">`,
+				`<input type="hidden" name="csrf_token" value="tok">`,
+				`<input type="hidden" name="client_id" value="notes">`,
+				`<input type="hidden" name="post_logout_redirect_uri" value="https://notes.example/bye?a=1&amp;b=2">`,
+				`<button type="submit" name="confirm" value="yes" class="primary">Sign out</button>`,
+				`<a class="button" href="/">Stay signed in</a>`,
+				`<img class="app-logo" src="https://notes.example/logo.png"`,
+			},
+		},
+		{
+			name: "logout_confirm.html minimal",
+			data: LogoutConfirmPage{CSRFToken: "tok"},
+			want: []string{
+				`<h1>Sign out of Portcullis?</h1>`,
+				`<input type="hidden" name="csrf_token" value="tok">`,
+				`name="confirm" value="yes"`, `Stay signed in`,
+			},
+			absent: []string{`is asking`, `signed in as`, `class="app-logo"`},
 		},
 		{
 			name: "logged_out.html",
@@ -117,6 +233,9 @@ func TestRenderPages(t *testing.T) {
 			if !strings.HasPrefix(body, "<!doctype html>") {
 				t.Errorf("page does not start with the layout's doctype:\n%s", body)
 			}
+			if !strings.HasSuffix(body, "</html>") {
+				t.Errorf("page does not end with the layout's </html>: %q", body[max(0, len(body)-40):])
+			}
 			for _, w := range tt.want {
 				if !strings.Contains(body, w) {
 					t.Errorf("page lacks %q:\n%s", w, body)
@@ -130,9 +249,55 @@ func TestRenderPages(t *testing.T) {
 			if m := inlineCode.FindString(body); m != "" {
 				t.Errorf("page contains %q, which the CSP blocks", m)
 			}
+			checkAccessible(t, body)
 		})
 	}
 }
+
+// checkAccessible checks what every page owes keyboard and screen-reader
+// users and can be seen in the markup: the language, the icon, exactly one
+// h1, a label for every visible input, and error messages that are
+// announced and tied to their fields.
+func checkAccessible(t *testing.T, body string) {
+	t.Helper()
+	for _, w := range []string{`<html lang="en">`, `<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">`, `<main`} {
+		if !strings.Contains(body, w) {
+			t.Errorf("page lacks %q", w)
+		}
+	}
+	if n := strings.Count(body, "<h1"); n != 1 {
+		t.Errorf("page has %d h1 elements, want 1", n)
+	}
+	for _, m := range inputTag.FindAllString(body, -1) {
+		if strings.Contains(m, `type="hidden"`) || strings.Contains(m, " hidden") {
+			continue
+		}
+		id := idAttr.FindStringSubmatch(m)
+		if id == nil || !strings.Contains(body, `<label for="`+id[1]+`">`) {
+			t.Errorf("input without a label: %s", m)
+		}
+		if !strings.Contains(m, "autocomplete=") {
+			t.Errorf("input without autocomplete: %s", m)
+		}
+	}
+	for _, m := range describedBy.FindAllStringSubmatch(body, -1) {
+		if !strings.Contains(body, `id="`+m[1]+`"`) {
+			t.Errorf("aria-describedby points at missing id %q", m[1])
+		}
+	}
+	for _, m := range imgTag.FindAllString(body, -1) {
+		if !strings.Contains(m, ` alt="`) {
+			t.Errorf("image without alt: %s", m)
+		}
+	}
+}
+
+var (
+	inputTag    = regexp.MustCompile(`<input\s[^>]*>`)
+	imgTag      = regexp.MustCompile(`<img\s[^>]*>`)
+	idAttr      = regexp.MustCompile(`\sid="([^"]+)"`)
+	describedBy = regexp.MustCompile(`aria-describedby="([^"]+)"`)
+)
 
 func TestRenderStatusAndFailures(t *testing.T) {
 	r, err := New()
@@ -201,6 +366,7 @@ func TestStatic(t *testing.T) {
 		wantType   string
 	}{
 		{"/static/style.css", http.StatusOK, "text/css; charset=utf-8"},
+		{"/static/favicon.svg", http.StatusOK, "image/svg+xml"},
 		{"/static/", http.StatusNotFound, ""},
 		{"/static/missing.css", http.StatusNotFound, ""},
 		{"/static/../templates.go", http.StatusNotFound, ""},
@@ -217,6 +383,38 @@ func TestStatic(t *testing.T) {
 			}
 			if tt.wantType != "" && rec.Header().Get("Content-Type") != tt.wantType {
 				t.Errorf("Content-Type = %q, want %q", rec.Header().Get("Content-Type"), tt.wantType)
+			}
+		})
+	}
+}
+
+func TestFavicon(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		method   string
+		wantBody bool
+	}{
+		{http.MethodGet, true},
+		{http.MethodHead, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			r.Favicon().ServeHTTP(rec, httptest.NewRequest(tt.method, "/favicon.ico", nil))
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status = %d, want 200", rec.Code)
+			}
+			if got := rec.Header().Get("Content-Type"); got != "image/svg+xml" {
+				t.Errorf("Content-Type = %q, want image/svg+xml", got)
+			}
+			if got := rec.Header().Get("Cache-Control"); !strings.HasPrefix(got, "public, max-age=") {
+				t.Errorf("Cache-Control = %q, want a public lifetime", got)
+			}
+			if got := strings.HasPrefix(rec.Body.String(), "<svg"); got != tt.wantBody {
+				t.Errorf("body is an SVG: %v, want %v", got, tt.wantBody)
 			}
 		})
 	}

@@ -200,26 +200,39 @@ func wantNoKeys(t *testing.T, raw []byte, keys ...string) {
 
 func TestClientLifecycle(t *testing.T) {
 	tests := []struct {
-		name       string
-		body       string
-		wantSecret bool
-		wantAuth   string
+		name        string
+		body        string
+		wantSecret  bool
+		wantAuth    string
+		wantMethods []string
 	}{
 		{
-			name:       "confidential with generated secret",
-			body:       `{"client_id":"backend","client_name":"Backend","grant_types":["client_credentials"],"scopes":["reports"]}`,
-			wantSecret: true,
-			wantAuth:   "client_secret_basic",
+			name:        "confidential with generated secret",
+			body:        `{"client_id":"backend","client_name":"Backend","grant_types":["client_credentials"],"scopes":["reports"]}`,
+			wantSecret:  true,
+			wantAuth:    "client_secret_basic",
+			wantMethods: []string{"client_secret_basic", "client_secret_post"},
 		},
 		{
-			name:     "confidential with chosen secret",
-			body:     `{"client_id":"web","grant_types":["authorization_code","refresh_token"],"redirect_uris":["https://app.example.com/cb"],"client_secret":"a-secret-of-my-choosing","token_endpoint_auth_method":"client_secret_post"}`,
-			wantAuth: "client_secret_post",
+			name:        "confidential with chosen secret",
+			body:        `{"client_id":"web","grant_types":["authorization_code","refresh_token"],"redirect_uris":["https://app.example.com/cb"],"client_secret":"a-secret-of-my-choosing","token_endpoint_auth_method":"client_secret_post"}`,
+			wantAuth:    "client_secret_post",
+			wantMethods: []string{"client_secret_post"},
 		},
 		{
-			name:     "public",
-			body:     `{"client_id":"spa","public":true,"grant_types":["authorization_code"],"redirect_uris":["http://localhost:5173/cb"],"access_token_format":"jwt"}`,
-			wantAuth: "none",
+			name:        "public",
+			body:        `{"client_id":"spa","public":true,"grant_types":["authorization_code"],"redirect_uris":["http://localhost:5173/cb"],"access_token_format":"jwt","allowed_cors_origins":["http://localhost:5173"]}`,
+			wantAuth:    "none",
+			wantMethods: []string{"none"},
+		},
+		{
+			name: "private_key_jwt with page links",
+			body: `{"client_id":"signer","grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt",` +
+				`"token_endpoint_auth_signing_alg":"ES256","jwks":` + testJWKS(false) + `,` +
+				`"allowed_cors_origins":["https://app.example.com","https://admin.example.com:8443"],` +
+				`"logo_uri":"https://app.example.com/logo.png","policy_uri":"https://app.example.com/privacy","tos_uri":"https://app.example.com/terms"}`,
+			wantAuth:    "private_key_jwt",
+			wantMethods: []string{"private_key_jwt"},
 		},
 	}
 	for _, tt := range tests {
@@ -240,6 +253,22 @@ func TestClientLifecycle(t *testing.T) {
 			}
 			if slices.Contains(spec.GrantTypes, "authorization_code") && !slices.Equal(created.ResponseTypes, []string{"code"}) {
 				t.Errorf("response_types = %q, want [code]", created.ResponseTypes)
+			}
+			if !slices.Equal(created.TokenEndpointAuthMethods, tt.wantMethods) {
+				t.Errorf("token_endpoint_auth_methods = %q, want %q", created.TokenEndpointAuthMethods, tt.wantMethods)
+			}
+			if created.LogoURI != spec.LogoURI || created.PolicyURI != spec.PolicyURI || created.TosURI != spec.TosURI ||
+				!slices.Equal(created.AllowedCORSOrigins, nonNil(spec.AllowedCORSOrigins)) ||
+				created.TokenEndpointAuthSigningAlg != spec.TokenEndpointAuthSigningAlg {
+				t.Errorf("client metadata = %+v, from spec %+v", created, spec)
+			}
+			if hasKeys := len(spec.JWKS) > 0; hasKeys != (len(created.JWKS) > 0) {
+				t.Errorf("jwks = %s, want one: %v", created.JWKS, hasKeys)
+			} else if hasKeys && !sameJSON(t, created.JWKS, spec.JWKS) {
+				t.Errorf("jwks = %s, want %s", created.JWKS, spec.JWKS)
+			}
+			if len(spec.JWKS) == 0 {
+				wantNoKeys(t, rec.Body.Bytes(), "jwks")
 			}
 			wantNoKeys(t, rec.Body.Bytes(), "secret_hash", "SecretHash")
 			if tt.wantSecret != (created.ClientSecret != "") {
@@ -288,6 +317,19 @@ func TestClientLifecycle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sameJSON reports whether a and b are the same JSON value.
+func sameJSON(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var va, vb any
+	if err := json.Unmarshal(a, &va); err != nil {
+		t.Fatalf("decode %s: %v", a, err)
+	}
+	if err := json.Unmarshal(b, &vb); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	return fmt.Sprint(va) == fmt.Sprint(vb)
 }
 
 func TestUserLifecycle(t *testing.T) {
@@ -611,6 +653,28 @@ func TestBadInput(t *testing.T) {
 		{name: "public client with secret", path: "/admin/clients",
 			body:   `{"client_id":"n","public":true,"grant_types":["client_credentials"],"client_secret":"0123456789abcdefghij"}`,
 			status: 422, code: "invalid_request", fields: []string{"client_secret", "grant_types"}},
+		{name: "client metadata validation", path: "/admin/clients",
+			body: `{"client_id":"n","grant_types":["client_credentials"],"jwks":` + testJWKS(false) + `,"token_endpoint_auth_signing_alg":"ES256",` +
+				`"allowed_cors_origins":["https://App.example.com","http://app.example.com","https://app.example.com/cb"],` +
+				`"logo_uri":"http://app.example.com/logo.png","policy_uri":"/privacy","tos_uri":"https://user@app.example.com/terms"}`,
+			status: 422, code: "invalid_request",
+			fields: []string{"jwks", "token_endpoint_auth_signing_alg", "allowed_cors_origins[0]", "allowed_cors_origins[1]",
+				"allowed_cors_origins[2]", "logo_uri", "policy_uri", "tos_uri"}},
+		{name: "cors origin twice", path: "/admin/clients",
+			body:   `{"client_id":"n","grant_types":["client_credentials"],"allowed_cors_origins":["https://app.example.com","https://app.example.com"]}`,
+			status: 422, code: "invalid_request", fields: []string{"allowed_cors_origins[1]"}},
+		{name: "private_key_jwt without keys", path: "/admin/clients",
+			body:   `{"client_id":"n","grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt","token_endpoint_auth_signing_alg":"HS256"}`,
+			status: 422, code: "invalid_request", fields: []string{"jwks", "token_endpoint_auth_signing_alg"}},
+		{name: "private_key_jwt with a secret", path: "/admin/clients",
+			body:   `{"client_id":"n","grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt","client_secret":"0123456789abcdefghij","jwks":` + testJWKS(false) + `}`,
+			status: 422, code: "invalid_request", fields: []string{"client_secret"}},
+		{name: "private_key_jwt with a private key", path: "/admin/clients",
+			body:   `{"client_id":"n","grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt","jwks":` + testJWKS(true) + `}`,
+			status: 422, code: "invalid_request", fields: []string{"jwks"}},
+		{name: "jwks not a key set", path: "/admin/clients",
+			body:   `{"client_id":"n","grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt","jwks":"keys"}`,
+			status: 422, code: "invalid_request", fields: []string{"jwks"}},
 		{name: "null body", path: "/admin/clients", body: `null`,
 			status: 422, code: "invalid_request", fields: []string{"client_id", "grant_types"}},
 		{name: "user validation", path: "/admin/users",

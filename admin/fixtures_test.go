@@ -1,7 +1,10 @@
 package admin
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
 
@@ -155,4 +159,23 @@ func (e *testEnv) get(t *testing.T, path string) string {
 	rec := e.do(t, http.MethodGet, path, adminToken, "")
 	wantStatus(t, rec, http.StatusOK)
 	return rec.Body.String()
+}
+
+// testJWKS is a JSON Web Key Set of one fresh P-256 key, as a
+// private_key_jwt client registers it; with private, the set wrongly holds
+// the private key as well.
+func testJWKS(private bool) string {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err) // the system's randomness failed: nothing can work
+	}
+	var key any = priv.Public()
+	if private {
+		key = priv
+	}
+	b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }

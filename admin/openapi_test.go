@@ -48,8 +48,8 @@ func policyCalls() []apiCall {
 		{name: "get policy of missing client", method: "GET", path: missingClient + "/policies", token: adminToken, status: 404, docAccepts: true},
 		{name: "patch policy of missing client", method: "PATCH", path: missingClient + "/policies", token: adminToken,
 			body: `{"customized":true}`, status: 404, docAccepts: true},
-		{name: "patch client policy, not customized", method: "PATCH", path: client, token: adminToken,
-			body: `{"token":{"access_token_ttl":"5m"}}`, status: 422, docAccepts: true},
+		{name: "customize token by changing it", method: "PATCH", path: client, token: adminToken,
+			body: `{"token":{"access_token_ttl":"5m"}}`, status: 200, docAccepts: true},
 		{name: "customize client", method: "PATCH", path: client, token: adminToken, contentType: mergePatchType,
 			body: `{"customized":true}`, status: 200, docAccepts: true},
 		{name: "client policy, customized not a boolean", method: "PATCH", path: client, token: adminToken,
@@ -211,6 +211,16 @@ func apiCalls() []apiCall {
 				`"grant_types":["authorization_code","refresh_token"],"response_types":["code"],"scopes":["openid","profile"],` +
 				`"audience":[],"public":false,"skip_consent":true,"token_endpoint_auth_method":"client_secret_post","access_token_format":"opaque"}`,
 			status: 201, docAccepts: true},
+		{name: "create client, private_key_jwt with every metadata field", method: "POST", path: "/admin/clients", token: adminToken,
+			body: `{"client_id":"signer","client_name":"Signer","grant_types":["client_credentials"],` +
+				`"token_endpoint_auth_method":"private_key_jwt","token_endpoint_auth_signing_alg":"ES256","jwks":` + testJWKS(false) + `,` +
+				`"allowed_cors_origins":["https://app.example.com"],"logo_uri":"https://app.example.com/logo.png",` +
+				`"policy_uri":"https://app.example.com/privacy","tos_uri":"https://app.example.com/terms"}`,
+			status: 201, docAccepts: true},
+		{name: "client metadata validation", method: "POST", path: "/admin/clients", token: adminToken,
+			body: `{"client_id":"meta","grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt",` +
+				`"jwks":` + testJWKS(true) + `,"allowed_cors_origins":["https://app.example.com/path"],"logo_uri":"http://app.example.com/logo.png"}`,
+			status: 422, docAccepts: true},
 		{name: "create public client", method: "POST", path: "/admin/clients", token: adminToken,
 			body:   `{"client_id":"spa","public":true,"grant_types":["authorization_code"],"redirect_uris":["http://127.0.0.1:8080/cb"],"token_endpoint_auth_method":"none"}`,
 			status: 201, docAccepts: true},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis/portcullis/fielderr"
 	"github.com/portcullis/portcullis/oauth"
+	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/policystore"
 )
 
@@ -31,18 +32,44 @@ type policyChanged struct {
 	TokensRevoked int64            `json:"tokens_revoked"`
 }
 
-// clientPolicyView is an application's rules.
+// clientPolicyView is an application's rules: which sections it
+// customizes (customized is whether any does) and the policy that judges
+// its requests, its own sections and the global others.
 type clientPolicyView struct {
-	Customized bool            `json:"customized"`
-	Policy     json.RawMessage `json:"policy"`
+	Customized         bool            `json:"customized"`
+	CustomizedSections []string        `json:"customized_sections"`
+	Policy             json.RawMessage `json:"policy"`
 }
 
 // clientPolicyChanged is the answer to a patch of an application's rules.
 type clientPolicyChanged struct {
-	Customized    bool             `json:"customized"`
-	Policy        json.RawMessage  `json:"policy"`
-	Warnings      []fielderr.Field `json:"warnings"`
-	TokensRevoked int64            `json:"tokens_revoked"`
+	Customized         bool             `json:"customized"`
+	CustomizedSections []string         `json:"customized_sections"`
+	Policy             json.RawMessage  `json:"policy"`
+	Warnings           []fielderr.Field `json:"warnings"`
+	TokensRevoked      int64            `json:"tokens_revoked"`
+}
+
+// sectionReporter is the optional part of a PolicyEngine that tells which
+// sections an application customizes; *policystore.Engine has it. An
+// engine without it is taken to customize all sections or none.
+type sectionReporter interface {
+	ClientSections(clientID string) (sections []string, p policies.Policy)
+}
+
+var _ sectionReporter = (*policystore.Engine)(nil)
+
+// clientSections asks the engine which sections clientID customizes.
+func (h *handler) clientSections(clientID string) ([]string, policies.Policy) {
+	if r, ok := h.policies.(sectionReporter); ok {
+		sections, p := r.ClientSections(clientID)
+		return nonNil(sections), p
+	}
+	customized, p := h.policies.Client(clientID)
+	if customized {
+		return policies.SectionKeys(), p
+	}
+	return []string{}, p
 }
 
 func (h *handler) getPolicies(w http.ResponseWriter, r *http.Request, _ *oauth.TokenInfo) error {
@@ -73,11 +100,23 @@ func (h *handler) getClientPolicies(w http.ResponseWriter, r *http.Request, _ *o
 	if _, err := h.store.Client(r.Context(), id); err != nil {
 		return fmt.Errorf("get client policy: %w", err)
 	}
-	customized, p := h.policies.Client(id)
-	h.writeJSON(w, r, http.StatusOK, clientPolicyView{Customized: customized, Policy: p.Canonical()})
+	sections, p := h.clientSections(id)
+	h.writeJSON(w, r, http.StatusOK, clientPolicyView{Customized: len(sections) > 0, CustomizedSections: sections, Policy: p.Canonical()})
 	return nil
 }
 
+// patchClientPolicies changes an application's rules with a merge patch of
+// the policy document plus two switches (policies.PatchClient has the
+// details):
+//
+//	{"customized": true}                 customize every section (a snapshot of each global one)
+//	{"customized": false}                every section back to the global policy
+//	{"customized_sections": ["token"]}   customize exactly these; those left out go back
+//	{"token": {"access_token_ttl": "5m"}} change the app's own token rules, customizing token first if need be
+//
+// A section it customizes keeps its values from then on; the others follow
+// the global policy live. The answer has the sections it customizes after
+// the change and its whole policy.
 func (h *handler) patchClientPolicies(w http.ResponseWriter, r *http.Request, who *oauth.TokenInfo) error {
 	patch, err := readMergePatch(w, r)
 	if err != nil {
@@ -88,10 +127,11 @@ func (h *handler) patchClientPolicies(w http.ResponseWriter, r *http.Request, wh
 		return fmt.Errorf("patch client policy: %w", policyError(err))
 	}
 	h.writeJSON(w, r, http.StatusOK, clientPolicyChanged{
-		Customized:    ch.Customized,
-		Policy:        ch.Policy.Canonical(),
-		Warnings:      nonNilFields(ch.Warnings),
-		TokensRevoked: ch.Revoked,
+		Customized:         ch.Customized,
+		CustomizedSections: nonNil(ch.Sections),
+		Policy:             ch.Policy.Canonical(),
+		Warnings:           nonNilFields(ch.Warnings),
+		TokensRevoked:      ch.Revoked,
 	})
 	return nil
 }

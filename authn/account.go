@@ -206,7 +206,7 @@ func (h *passwordHandler) change(ctx context.Context, id *Identity, password, ip
 	if err != nil {
 		return nil, fmt.Errorf("change password of user %s: hash: %w", id.User.ID, err)
 	}
-	invalidate := h.sessions.policy().InvalidateOnPasswordChange
+	invalidate := h.sessions.policy("").InvalidateOnPasswordChange
 	var ended []string
 	err = h.store.InTx(ctx, func(ctx context.Context) error {
 		if err := h.store.UpdatePasswordHash(ctx, id.User.ID, hash); err != nil {

@@ -248,7 +248,7 @@ func TestPasswordChange(t *testing.T) {
 
 func TestPasswordChangeNeedsSignIn(t *testing.T) {
 	e := newAccountEnv(t, cookieFor(time.Hour))
-	loginCk, loginTok := e.form(t)
+	login := e.form(t, "/")
 	expired := *e.thisCk
 	tests := []struct {
 		name    string
@@ -262,8 +262,8 @@ func TestPasswordChangeNeedsSignIn(t *testing.T) {
 		{name: "GET with an unknown session", method: http.MethodGet, cookies: []*http.Cookie{{Name: e.sessCookie, Value: randomSecret()}}},
 		{
 			name: "POST without a session", method: http.MethodPost,
-			cookies: []*http.Cookie{loginCk},
-			form:    passwordForm(loginPassword, newPassword, newPassword, loginTok),
+			cookies: []*http.Cookie{login.csrf},
+			form:    passwordForm(loginPassword, newPassword, newPassword, login.token),
 		},
 		{
 			name: "GET with an expired session", method: http.MethodGet,
@@ -362,7 +362,7 @@ func TestPasswordChangeReauth(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newAccountEnv(t, reauth)
 			e.clock.Advance(tt.age)
-			pol := e.policy.Get()
+			pol := e.policy.Get("")
 			if stale := pol.NeedsReauth(policies.ActionPasswordChange, e.this.AuthTime, e.clock.Now()); stale != (tt.age > maxAge) {
 				t.Fatalf("NeedsReauth = %v at age %v", stale, tt.age)
 			}

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/templates"
 )
 
@@ -24,44 +26,49 @@ const (
 	// tooManySessionsMessage may be specific: it is shown only after the
 	// password was verified, so it reveals nothing to a guesser.
 	tooManySessionsMessage = "You are signed in on too many devices. Sign out elsewhere and try again."
+	// challengeMessage answers an attempt a step wants more of than this
+	// page can ask.
+	challengeMessage = "Signing in needs an extra verification step that is not available here. Contact your administrator."
 	// requestIDHeader is set on the response by the server's request-id
 	// middleware before any handler runs; reading it here avoids importing
 	// the server package.
 	requestIDHeader = "X-Request-Id"
 )
 
-// AppFinder names the application a sign-in is for, from the path the
-// login form returns to (an authorization request, most often), so that the
-// page can say whom the person is about to sign in to. It reports false
-// when returnTo leads to no known application.
+// AppFinder names the application a sign-in is for, so that the page can
+// say whom the person is about to sign in to. It reports false for an
+// unknown client.
 type AppFinder interface {
-	AppForReturnTo(ctx context.Context, returnTo string) (*templates.App, bool)
+	AppForClient(ctx context.Context, clientID string) (*templates.App, bool)
 }
 
 type loginHandler struct {
 	pipeline *Pipeline
 	sessions *Sessions
+	flows    *Flows
 	csrf     *CSRF
 	pages    *templates.Renderer
 	apps     AppFinder
 	logger   *slog.Logger
 }
 
-// NewLoginHandler serves the sign-in form: GET /login shows it, POST /login
-// runs the password through the pipeline and, on success, starts a session
-// and sends the browser on to return_to (a local path, "/" by default).
-// apps may be nil; the page then names no application.
-func NewLoginHandler(p *Pipeline, s *Sessions, csrf *CSRF, r *templates.Renderer, apps AppFinder, logger *slog.Logger) http.Handler {
+// NewLoginHandler serves the sign-in form of a login flow: GET
+// /login?flow=ID shows it, POST /login runs the password through the
+// pipeline under the flow's client policy and, on success, completes the
+// flow, starts a session and sends the browser on. GET /login without a
+// flow starts one that returns to return_to (a local path, "/" by
+// default). apps may be nil; the page then names no application.
+func NewLoginHandler(p *Pipeline, s *Sessions, flows *Flows, csrf *CSRF, r *templates.Renderer, apps AppFinder, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &loginHandler{pipeline: p, sessions: s, csrf: csrf, pages: r, apps: apps, logger: logger}
+	return &loginHandler{pipeline: p, sessions: s, flows: flows, csrf: csrf, pages: r, apps: apps, logger: logger}
 }
 
 func (h *loginHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		h.show(w, r, http.StatusOK, templates.LoginPage{ReturnTo: safeReturnTo(r.URL.Query().Get("return_to"))})
+		h.get(w, r)
 	case http.MethodPost:
 		h.submit(w, r)
 	default:
@@ -70,16 +77,65 @@ func (h *loginHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// show renders the form. The application is looked up on every showing,
-// the one after a wrong password too, so the page keeps naming it.
-func (h *loginHandler) show(w http.ResponseWriter, r *http.Request, status int, page templates.LoginPage) {
+func (h *loginHandler) get(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("flow")
+	if id == "" {
+		loginURL, err := h.flows.Start(r.Context(), w, r, FlowSpec{ReturnTo: r.URL.Query().Get("return_to")})
+		if err != nil {
+			h.internalError(w, r, err)
+			return
+		}
+		seeOther(w, loginURL)
+		return
+	}
+	fl, err := h.flows.Pending(r, id)
+	if err != nil {
+		h.flowError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	h.show(w, r, http.StatusOK, fl, templates.LoginPage{Username: fl.LoginHint})
+}
+
+// show renders the form of flow fl. The application is looked up on every
+// showing, the one after a wrong password too, so the page keeps naming it.
+func (h *loginHandler) show(w http.ResponseWriter, r *http.Request, status int, fl *storage.LoginFlow, page templates.LoginPage) {
 	page.CSRFToken = h.csrf.Token(w, r)
-	if h.apps != nil {
-		if app, ok := h.apps.AppForReturnTo(r.Context(), page.ReturnTo); ok {
+	page.Flow = fl.ID
+	if h.apps != nil && fl.ClientID != "" {
+		if app, ok := h.apps.AppForClient(r.Context(), fl.ClientID); ok {
 			page.App = app
 		}
 	}
 	h.pages.Render(w, status, "login.html", page)
+}
+
+// flowError answers a request for a flow that cannot go on. Each case is
+// one a person reaches by going back, waiting, or switching browsers, so
+// the page says what to do rather than what broke.
+func (h *loginHandler) flowError(w http.ResponseWriter, r *http.Request, err error) {
+	page := templates.ErrorPage{
+		Title:     "This sign-in page has expired",
+		Message:   "Sign-in pages stay valid for a short while, in the browser that opened them.",
+		Advice:    "Go back to the application you were signing in to and start again.",
+		RequestID: w.Header().Get(requestIDHeader),
+	}
+	switch {
+	case errors.Is(err, ErrFlowUsed):
+		page.Title = "This sign-in is already complete"
+		page.Message = "This sign-in page has already been used. For your security, each one works only once."
+		page.Detail = "login flow already completed"
+	case errors.Is(err, ErrFlowOtherBrowser):
+		page.Message = "This sign-in page was opened in another browser, so it cannot be used here."
+		page.Detail = "login flow is bound to another browser"
+	case errors.Is(err, ErrFlowNotFound):
+		page.Detail = "login flow unknown or expired"
+	default:
+		h.internalError(w, r, err)
+		return
+	}
+	h.logger.WarnContext(r.Context(), "login flow refused", slog.String("reason", page.Detail))
+	h.pages.Render(w, http.StatusBadRequest, "error.html", page)
 }
 
 func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
@@ -87,30 +143,69 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 	if !readForm(w, r, maxLoginBody, h.csrf, h.pages, h.logger, "login") {
 		return
 	}
+	fl, err := h.flows.Pending(r, r.PostFormValue("flow"))
+	if err != nil {
+		h.flowError(w, r, err)
+		return
+	}
 	username := r.PostFormValue("username")
-	returnTo := safeReturnTo(r.PostFormValue("return_to"))
 	out, err := h.pipeline.PasswordLogin(ctx, Attempt{
 		Username: username,
 		Password: r.PostFormValue("password"),
 		IP:       h.sessions.cfg.ClientIP(r),
+		ClientID: fl.ClientID,
 	})
 	if err != nil {
 		h.internalError(w, r, err)
 		return
 	}
-	if !out.OK {
-		h.show(w, r, http.StatusOK, templates.LoginPage{Error: loginFailedMessage, Username: username, ReturnTo: returnTo})
+	if out.Decision.Verdict == Challenge {
+		// No challenge (captcha, second factor) can be answered on this
+		// page yet; saying so is better than a misleading "wrong password".
+		h.show(w, r, http.StatusOK, fl, templates.LoginPage{Error: challengeMessage, Username: username})
 		return
 	}
-	if _, err := h.sessions.Start(ctx, w, r, out.User); err != nil {
+	if !out.OK {
+		h.show(w, r, http.StatusOK, fl, templates.LoginPage{Error: loginFailedMessage, Username: username})
+		return
+	}
+	proof := Proof{ClientID: fl.ClientID, AMR: []string{AMRPassword}, ACR: policies.ACRPassword}
+	// The flow is completed first: of parallel submissions of one flow
+	// only the winner goes on to start a session.
+	if err := h.flows.complete(ctx, fl, out.User.ID, proof.AMR); err != nil {
+		h.flowError(w, r, err)
+		return
+	}
+	if _, err := h.sessions.Start(ctx, w, r, out.User, proof); err != nil {
 		if errors.Is(err, ErrTooManySessions) {
-			h.show(w, r, http.StatusOK, templates.LoginPage{Error: tooManySessionsMessage, Username: username, ReturnTo: returnTo})
+			h.retry(w, r, fl, templates.LoginPage{Error: tooManySessionsMessage, Username: username})
 			return
 		}
 		h.internalError(w, r, err)
 		return
 	}
-	seeOther(w, returnTo)
+	seeOther(w, nextURL(fl))
+}
+
+// retry shows the form again on a fresh flow for the same request, after
+// a sign-in that completed fl but could not start a session.
+func (h *loginHandler) retry(w http.ResponseWriter, r *http.Request, fl *storage.LoginFlow, page templates.LoginPage) {
+	spec := FlowSpec{ClientID: fl.ClientID, ReturnTo: fl.ReturnTo, LoginHint: fl.LoginHint}
+	if fl.Request != "" {
+		q, err := url.ParseQuery(fl.Request)
+		if err != nil {
+			h.internalError(w, r, err)
+			return
+		}
+		spec.Request = q
+	}
+	loginURL, err := h.flows.Start(r.Context(), w, r, spec)
+	if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	next, _ := url.Parse(loginURL)
+	h.show(w, r, http.StatusOK, &storage.LoginFlow{ID: next.Query().Get("flow"), ClientID: fl.ClientID}, page)
 }
 
 func (h *loginHandler) internalError(w http.ResponseWriter, r *http.Request, err error) {

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 	"unicode/utf8"
 
 	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/hashing"
+	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -37,6 +39,9 @@ type Outcome struct {
 	User   *storage.User
 	OK     bool
 	Reason string
+	// Decision is the pipeline's verdict in full: Allow, Deny (with until
+	// when it is known) or Challenge.
+	Decision Decision
 }
 
 // Outcome reasons.
@@ -50,55 +55,156 @@ const (
 // maxLoggedUsername bounds what an attacker can push into one log line.
 const maxLoggedUsername = 128
 
-// Pipeline runs every sign-in through one ordered list of steps, so a rule
-// added as a step (lockout, captcha, MFA) applies to every way of signing in.
+// Verdict is the kind of a Decision.
+type Verdict int
+
+// Verdicts. Continue leaves the attempt to the next step.
+const (
+	Continue Verdict = iota
+	Allow
+	Deny
+	Challenge
+)
+
+// Challenge kinds: what the person must do next before the attempt can
+// succeed.
+const (
+	ChallengeCaptcha        = "captcha"
+	ChallengeSecondFactor   = "second_factor"
+	ChallengePasswordChange = "password_change"
+)
+
+// Decision is what a step decides about an attempt. Expected outcomes are
+// decisions, never errors; error is for infrastructure failures.
+type Decision struct {
+	Verdict Verdict
+	// Reason is machine-readable, for audit and counters.
+	Reason string
+	// Until is when a denied attempt may succeed again (a lock's end);
+	// zero when it is not known or not a matter of time.
+	Until time.Time
+	// Challenge names what is asked of the person (Challenge* constants).
+	Challenge string
+}
+
+// Decision constructors, for steps.
+func Proceed() Decision { return Decision{} }
+func Denied(reason string, until time.Time) Decision {
+	return Decision{Verdict: Deny, Reason: reason, Until: until}
+}
+func Challenged(kind, reason string) Decision {
+	return Decision{Verdict: Challenge, Challenge: kind, Reason: reason}
+}
+
+// Phase orders the steps of an attempt.
+type Phase int
+
+// Phases, in the order they run.
+const (
+	// PhaseNetwork gates run first, before the account is even looked up:
+	// IP allow and block lists, per-IP budgets. A denial here costs no
+	// hashing, which is the point of a budget.
+	PhaseNetwork Phase = iota
+	// PhaseAccount gates run once the account is known (it may not be):
+	// disabled, locked, expired. A denial here still costs the hashing
+	// work of a real check, so timing does not tell accounts apart.
+	PhaseAccount
+	// PhaseVerify checks the credential itself (the password today).
+	PhaseVerify
+)
+
+// Check is what a step sees of an attempt.
+type Check struct {
+	Attempt
+	// User is the account, nil when the username matches none.
+	User *storage.User
+	// Policy is the effective policy of Attempt.ClientID, resolved once
+	// for the whole attempt.
+	Policy policies.Policy
+	// Now is the attempt's time, from the injected clock.
+	Now time.Time
+}
+
+// Hook is a step an embedding program adds to every sign-in, in a phase of
+// its choosing. Run returns Proceed to let the attempt go on.
+type Hook struct {
+	Name  string
+	Phase Phase
+	Run   func(ctx context.Context, c *Check) (Decision, error)
+}
+
+// PolicySource gives the effective policy of an application ("" for the
+// global one).
+type PolicySource func(clientID string) policies.Policy
+
+// PipelineOption configures a Pipeline.
+type PipelineOption func(*Pipeline)
+
+// WithHooks adds steps to every attempt, after the built-in steps of
+// their phase.
+func WithHooks(hooks ...Hook) PipelineOption {
+	return func(p *Pipeline) { p.hooks = append(p.hooks, hooks...) }
+}
+
+// WithPolicies sets where each attempt's policy comes from; without it
+// every attempt runs under the built-in defaults.
+func WithPolicies(src PolicySource) PipelineOption {
+	return func(p *Pipeline) { p.policies = src }
+}
+
+// WithClock sets the clock; time.Now by default.
+func WithClock(now func() time.Time) PipelineOption {
+	return func(p *Pipeline) { p.now = now }
+}
+
+// WithTransactions makes the record phase of an attempt one database
+// transaction: the audit event (and, as they arrive, the failure
+// counters) are written together or not at all.
+func WithTransactions(tx Transactor) PipelineOption {
+	return func(p *Pipeline) { p.tx = tx }
+}
+
+// Transactor runs fn in one database transaction.
+type Transactor interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+}
+
+// Pipeline runs every sign-in through the same phases, so a rule added as
+// a step (lockout, captcha, MFA) applies to every way of signing in:
+//
+//	resolve the policy of the attempt's client, once
+//	network gates  → Deny, no hashing
+//	identify the account (no hashing)
+//	account gates  → Deny, with the hashing work of a real check
+//	verify the credential (an unknown account costs the same)
+//	record, always, success or failure, in one transaction
+//	→ Outcome: Allow (the caller completes the sign-in), Deny or Challenge
 type Pipeline struct {
 	users    UserStore
 	hasher   hashing.Argon2
 	logger   *slog.Logger
 	recorder *audit.Recorder
-	steps    []step
-}
-
-// step is one stage of the pipeline. It settles the attempt by calling
-// state.fail, or leaves it undecided for the next step; an error is an
-// infrastructure failure and aborts the attempt.
-type step struct {
-	name string
-	run  func(context.Context, *attemptState) error
-}
-
-// attemptState is what the steps share while one attempt runs.
-type attemptState struct {
-	Attempt
-	user    *storage.User
-	failed  bool
-	outcome Outcome
-}
-
-func (st *attemptState) fail(reason string) {
-	st.failed = true
-	st.outcome = Outcome{Reason: reason}
+	policies PolicySource
+	now      func() time.Time
+	tx       Transactor
+	hooks    []Hook
 }
 
 // NewPipeline returns the login pipeline. hasher holds the current password
 // hashing parameters: the cost of the dummy hash for unknown accounts, and
 // the target that older hashes are upgraded to. recorder receives a
 // login.success or login.failed event per attempt; nil records nothing.
-func NewPipeline(users UserStore, hasher hashing.Argon2, logger *slog.Logger, recorder *audit.Recorder) *Pipeline {
+func NewPipeline(users UserStore, hasher hashing.Argon2, logger *slog.Logger, recorder *audit.Recorder, opts ...PipelineOption) *Pipeline {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	p := &Pipeline{users: users, hasher: hasher, logger: logger, recorder: recorder}
-	// Order matters. The password is checked before the account gates so a
-	// disabled account costs the same work as any other and its state is
-	// only revealed (to the audit log) by the correct password. Rehash runs
-	// last: only a fully successful sign-in may touch the stored hash.
-	p.steps = []step{
-		{"identify", p.identify},
-		{"verify_password", p.verifyPassword},
-		{"account_gates", p.accountGates},
-		{"rehash", p.rehash},
+	p := &Pipeline{users: users, hasher: hasher, logger: logger, recorder: recorder, now: time.Now}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.policies == nil {
+		defaults := policies.Defaults()
+		p.policies = func(string) policies.Policy { return defaults }
 	}
 	return p
 }
@@ -106,31 +212,100 @@ func NewPipeline(users UserStore, hasher hashing.Argon2, logger *slog.Logger, re
 // PasswordLogin checks a username and password. Failures of the attempt are
 // an Outcome with OK false; the error is only for infrastructure failures.
 func (p *Pipeline) PasswordLogin(ctx context.Context, a Attempt) (Outcome, error) {
-	st := &attemptState{Attempt: a}
-	for _, s := range p.steps {
-		if err := s.run(ctx, st); err != nil {
-			p.logger.LogAttrs(ctx, slog.LevelError, "password login failed", append(p.logAttrs(st), slog.String("step", s.name), slog.Any("error", err))...)
-			return Outcome{}, fmt.Errorf("password login: %s: %w", s.name, err)
-		}
-		if st.failed {
-			break
-		}
+	c := &Check{Attempt: a, Policy: p.policies(a.ClientID), Now: p.now()}
+	d, err := p.decide(ctx, c)
+	if err != nil {
+		p.logger.LogAttrs(ctx, slog.LevelError, "password login failed", append(p.logAttrs(c), slog.Any("error", err))...)
+		return Outcome{}, fmt.Errorf("password login: %w", err)
 	}
-	out := Outcome{User: st.user, OK: true, Reason: ReasonOK}
+	out := Outcome{Decision: d, Reason: d.Reason}
+	if d.Verdict == Allow {
+		out.OK, out.User = true, c.User
+	}
 	level := slog.LevelInfo
-	if st.failed {
-		out = st.outcome
+	if !out.OK {
 		level = slog.LevelWarn
 	}
-	p.logger.LogAttrs(ctx, level, "password login", append(p.logAttrs(st), slog.String("reason", out.Reason))...)
-	p.record(ctx, st, out)
+	p.logger.LogAttrs(ctx, level, "password login", append(p.logAttrs(c), slog.String("reason", out.Reason))...)
+	if err := p.recordPhase(ctx, c, out); err != nil {
+		return Outcome{}, fmt.Errorf("password login: record: %w", err)
+	}
+	if out.OK {
+		p.rehash(ctx, c)
+	}
 	return out, nil
+}
+
+// decide runs the gates and the verification and returns the verdict.
+func (p *Pipeline) decide(ctx context.Context, c *Check) (Decision, error) {
+	if d, err := p.runHooks(ctx, c, PhaseNetwork); err != nil || d.Verdict != Continue {
+		return d, err
+	}
+	if err := p.identify(ctx, c); err != nil {
+		return Decision{}, err
+	}
+	d := p.accountGates(c)
+	if d.Verdict == Continue {
+		var err error
+		if d, err = p.runHooks(ctx, c, PhaseAccount); err != nil {
+			return Decision{}, err
+		}
+	}
+	if d.Verdict != Continue {
+		// Same work as a real check: a locked or disabled account must
+		// not answer faster than an open one.
+		p.hasher.Dummy(c.Password)
+		return d, nil
+	}
+	if d, err := p.verifyPassword(c); err != nil || d.Verdict != Continue {
+		return d, err
+	}
+	if d, err := p.runHooks(ctx, c, PhaseVerify); err != nil || d.Verdict != Continue {
+		return d, err
+	}
+	return Decision{Verdict: Allow, Reason: ReasonOK}, nil
+}
+
+func (p *Pipeline) runHooks(ctx context.Context, c *Check, phase Phase) (Decision, error) {
+	for _, h := range p.hooks {
+		if h.Phase != phase {
+			continue
+		}
+		d, err := h.Run(ctx, c)
+		if err != nil {
+			return Decision{}, fmt.Errorf("step %s: %w", h.Name, err)
+		}
+		if d.Verdict == Allow {
+			// A hook may deny or challenge, never wave an attempt through
+			// the steps after it.
+			d.Verdict = Continue
+		}
+		if d.Verdict != Continue {
+			if d.Reason == "" {
+				d.Reason = h.Name
+			}
+			return d, nil
+		}
+	}
+	return Decision{}, nil
+}
+
+// recordPhase writes what happened, whatever it was, in one transaction.
+func (p *Pipeline) recordPhase(ctx context.Context, c *Check, out Outcome) error {
+	if p.tx == nil {
+		p.record(ctx, c, out)
+		return nil
+	}
+	return p.tx.InTx(ctx, func(ctx context.Context) error {
+		p.record(ctx, c, out)
+		return nil
+	})
 }
 
 // record writes the outcome to the audit trail. The attempt is decided by
 // then, so a failed write is logged (the recorder logs the event itself
 // too) rather than turned into a failed sign-in.
-func (p *Pipeline) record(ctx context.Context, st *attemptState, out Outcome) {
+func (p *Pipeline) record(ctx context.Context, st *Check, out Outcome) {
 	e := audit.Event{
 		Type: audit.TypeLoginSuccess, ClientID: st.ClientID, IP: st.IP,
 		Outcome: audit.OutcomeSuccess, Reason: out.Reason,
@@ -140,9 +315,12 @@ func (p *Pipeline) record(ctx context.Context, st *attemptState, out Outcome) {
 	if !out.OK {
 		e.Type, e.Outcome = audit.TypeLoginFailed, audit.OutcomeFailure
 	}
-	if st.user != nil {
-		e.UserID = st.user.ID
-		e.Details["username"] = st.user.Username
+	if st.User != nil {
+		e.UserID = st.User.ID
+		e.Details["username"] = st.User.Username
+	}
+	if !out.Decision.Until.IsZero() {
+		e.Details["until"] = out.Decision.Until.UTC().Format(time.RFC3339)
 	}
 	if st.Action != "" {
 		e.Details["action"] = st.Action
@@ -156,7 +334,7 @@ func (p *Pipeline) record(ctx context.Context, st *attemptState, out Outcome) {
 }
 
 // logAttrs describes an attempt for the log; the password is never among them.
-func (p *Pipeline) logAttrs(st *attemptState) []slog.Attr {
+func (p *Pipeline) logAttrs(st *Check) []slog.Attr {
 	attrs := []slog.Attr{
 		slog.String("username", truncateUTF8(st.Username, maxLoggedUsername)),
 		slog.String("ip", st.IP),
@@ -165,72 +343,75 @@ func (p *Pipeline) logAttrs(st *attemptState) []slog.Attr {
 	if st.Action != "" {
 		attrs = append(attrs, slog.String("action", st.Action))
 	}
-	if st.user != nil {
-		attrs = append(attrs, slog.String("user_id", st.user.ID))
+	if st.User != nil {
+		attrs = append(attrs, slog.String("user_id", st.User.ID))
 	}
 	return attrs
 }
 
-// identify finds the account. An unknown account still costs one hash, so
-// response time does not tell whether it exists.
-func (p *Pipeline) identify(ctx context.Context, st *attemptState) error {
+// identify finds the account, doing no hashing: the account gates need
+// it, and the verify phase pays for an unknown one.
+func (p *Pipeline) identify(ctx context.Context, c *Check) error {
 	var (
 		u   *storage.User
 		err error
 	)
-	if st.UserID != "" {
-		u, err = p.users.User(ctx, st.UserID)
+	if c.UserID != "" {
+		u, err = p.users.User(ctx, c.UserID)
 	} else {
-		u, err = p.users.UserByUsername(ctx, st.Username)
+		u, err = p.users.UserByUsername(ctx, c.Username)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
-		p.hasher.Dummy(st.Password)
-		st.fail(ReasonUnknownUser)
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("look up user: %w", err)
 	}
-	st.user = u
+	c.User = u
 	return nil
 }
 
-func (p *Pipeline) verifyPassword(_ context.Context, st *attemptState) error {
-	ok, err := hashing.Verify(st.user.PasswordHash, st.Password)
+func (p *Pipeline) accountGates(c *Check) Decision {
+	if c.User != nil && c.User.Disabled {
+		return Denied(ReasonDisabled, time.Time{})
+	}
+	return Proceed()
+}
+
+// verifyPassword checks the password; an unknown account costs one dummy
+// hash, so response time does not tell whether it exists.
+func (p *Pipeline) verifyPassword(c *Check) (Decision, error) {
+	if c.User == nil {
+		p.hasher.Dummy(c.Password)
+		return Denied(ReasonUnknownUser, time.Time{}), nil
+	}
+	ok, err := hashing.Verify(c.User.PasswordHash, c.Password)
 	if err != nil {
-		return fmt.Errorf("verify password of user %s: %w", st.user.ID, err)
+		return Decision{}, fmt.Errorf("verify password of user %s: %w", c.User.ID, err)
 	}
 	if !ok {
-		st.fail(ReasonBadPassword)
+		return Denied(ReasonBadPassword, time.Time{}), nil
 	}
-	return nil
-}
-
-func (p *Pipeline) accountGates(_ context.Context, st *attemptState) error {
-	if st.user.Disabled {
-		st.fail(ReasonDisabled)
-	}
-	return nil
+	return Proceed(), nil
 }
 
 // rehash upgrades a hash made under older parameters, now that the password
 // is known. Failing to do so costs nothing but the upgrade, so it is logged
 // and the sign-in goes ahead.
-func (p *Pipeline) rehash(ctx context.Context, st *attemptState) error {
-	if !p.hasher.NeedsRehash(st.user.PasswordHash) {
-		return nil
+func (p *Pipeline) rehash(ctx context.Context, c *Check) {
+	if !p.hasher.NeedsRehash(c.User.PasswordHash) {
+		return
 	}
-	hash, err := p.hasher.Hash(st.Password)
+	hash, err := p.hasher.Hash(c.Password)
 	if err == nil {
-		err = p.users.UpdatePasswordHash(ctx, st.user.ID, hash)
+		err = p.users.UpdatePasswordHash(ctx, c.User.ID, hash)
 	}
 	if err != nil {
-		p.logger.WarnContext(ctx, "rehash password", slog.String("user_id", st.user.ID), slog.Any("error", err))
-		return nil
+		p.logger.WarnContext(ctx, "rehash password", slog.String("user_id", c.User.ID), slog.Any("error", err))
+		return
 	}
-	st.user.PasswordHash = hash
-	p.logger.InfoContext(ctx, "rehashed password", slog.String("user_id", st.user.ID))
-	return nil
+	c.User.PasswordHash = hash
+	p.logger.InfoContext(ctx, "rehashed password", slog.String("user_id", c.User.ID))
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.

@@ -50,11 +50,14 @@ var (
 type SessionConfig struct {
 	// CookieName defaults to DefaultSessionCookieName.
 	CookieName string
-	// Policy returns the session policy in force. It is called on every
-	// sign-in and every request, so a policy change applies at once, also
-	// to sessions that already exist. nil means a fixed policy made from
-	// Browser and Lifetime.
-	Policy func() policies.Session
+	// Policy returns the session policy in force for an application ("" for
+	// the global one). It is called on every sign-in and every request, so
+	// a policy change applies at once, also to sessions that already exist.
+	// A browser session is shared by every application (single sign-on), so
+	// its lifetime and timeouts follow the global policy; the application
+	// signed in to decides admission (max_concurrent, on_limit). nil means
+	// a fixed policy made from Browser and Lifetime.
+	Policy func(clientID string) policies.Session
 	// Browser and Lifetime describe the cookie when Policy is nil: Browser
 	// makes it die with the browser, Lifetime bounds it (zero means
 	// DefaultSessionLifetime).
@@ -118,7 +121,7 @@ type Sessions struct {
 	store  SessionStore
 	users  UserStore
 	cfg    SessionConfig
-	policy func() policies.Session
+	policy func(clientID string) policies.Session
 	now    func() time.Time
 }
 
@@ -142,9 +145,20 @@ func NewSessions(store SessionStore, users UserStore, cfg SessionConfig, now fun
 	policy := cfg.Policy
 	if policy == nil {
 		fixed := policies.Session{Cookie: policies.CookieLifetime{Browser: cfg.Browser, Duration: policies.Duration(cfg.Lifetime)}}
-		policy = func() policies.Session { return fixed }
+		policy = func(string) policies.Session { return fixed }
 	}
 	return &Sessions{store: store, users: users, cfg: cfg, policy: policy, now: now}
+}
+
+// AMRPassword is the RFC 8176 method of a password check.
+const AMRPassword = "pwd"
+
+// Proof is how a sign-in was made: for which application, by which
+// methods (RFC 8176 amr values) reaching which assurance level (acr).
+type Proof struct {
+	ClientID string
+	AMR      []string
+	ACR      string
 }
 
 // Identity is who a request is signed in as.
@@ -159,11 +173,12 @@ type Identity struct {
 // authenticated. When u already holds session.max_concurrent sessions, the
 // oldest are ended (their tokens revoked) or, under on_limit "reject", the
 // sign-in is refused with ErrTooManySessions.
-func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, u *storage.User) (*storage.BrowserSession, error) {
+func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, u *storage.User, proof Proof) (*storage.BrowserSession, error) {
 	if err := s.endCarried(ctx, r, u); err != nil {
 		return nil, fmt.Errorf("start session: %w", err)
 	}
-	pol := s.policy()
+	pol := s.policy("")
+	admission := s.policy(proof.ClientID)
 	now := s.now().UTC()
 	lifetime, persistent := pol.CookieMaxAge()
 	if !persistent || lifetime <= 0 {
@@ -185,6 +200,8 @@ func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Req
 		ExpiresAt:  now.Add(lifetime),
 		IP:         ip,
 		UserAgent:  cleanUserAgent(r.UserAgent(), maxUserAgentLen),
+		AMR:        proof.AMR,
+		ACR:        proof.ACR,
 	}
 	// Counting, evicting and creating happen in one transaction holding
 	// the user's sessions, so parallel sign-ins on several instances
@@ -198,7 +215,7 @@ func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Req
 		if err != nil {
 			return err
 		}
-		evict, reject := pol.Admit(len(live))
+		evict, reject := admission.Admit(len(live))
 		if reject {
 			return ErrTooManySessions
 		}
@@ -212,7 +229,7 @@ func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Req
 			return err
 		}
 		return s.cfg.Recorder.Record(ctx, audit.Event{
-			Type: audit.TypeSessionStarted, Actor: u.ID, UserID: u.ID, IP: ip,
+			Type: audit.TypeSessionStarted, Actor: u.ID, UserID: u.ID, IP: ip, ClientID: proof.ClientID,
 			Outcome: audit.OutcomeSuccess, Details: sessionDetails(bs, evict),
 		})
 	})
@@ -222,7 +239,7 @@ func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Req
 		if rerr := s.cfg.Recorder.Record(ctx, audit.Event{
 			Type: audit.TypeSessionStarted, Actor: u.ID, UserID: u.ID, IP: ip,
 			Outcome: audit.OutcomeFailure, Reason: rejectReason,
-			Details: map[string]any{"max_concurrent": pol.MaxConcurrent},
+			ClientID: proof.ClientID, Details: map[string]any{"max_concurrent": admission.MaxConcurrent},
 		}); rerr != nil {
 			s.cfg.Logger.ErrorContext(ctx, "record refused session", slog.String("user_id", u.ID), slog.Any("error", rerr))
 		}
@@ -246,6 +263,8 @@ func sessionDetails(bs *storage.BrowserSession, evicted int) map[string]any {
 		"session_id": bs.ID,
 		"expires_at": bs.ExpiresAt.UTC().Format(time.RFC3339),
 		"user_agent": bs.UserAgent,
+		"amr":        bs.AMR,
+		"acr":        bs.ACR,
 	}
 	if evicted > 0 {
 		d["evicted"] = evicted
@@ -363,7 +382,7 @@ func (s *Sessions) Current(r *http.Request) (*Identity, error) {
 	// timeout caps that expiry, and a session that timed out must be ended
 	// with its tokens, not just forgotten. It is judged on the stored
 	// last-seen time, before this request touches it.
-	if ended, reason := sessionEnded(s.policy(), now, bs); ended {
+	if ended, reason := sessionEnded(s.policy(""), now, bs); ended {
 		if err := s.end(ctx, bs, reason, "", s.cfg.ClientIP(r)); err != nil {
 			// The answer is still "nobody"; the row stays and the next
 			// request tries again.

@@ -74,7 +74,9 @@ func newLivePolicy(edit func(*policies.Session)) *livePolicy {
 	return p
 }
 
-func (p *livePolicy) Get() policies.Session {
+// Get is the same policy for every application, so tests that are not
+// about per-application admission see one policy.
+func (p *livePolicy) Get(string) policies.Session {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.pol
@@ -120,7 +122,7 @@ func (e *sessionEnv) start(t *testing.T, u *storage.User) (*storage.BrowserSessi
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, "/login", nil)
 	rec := httptest.NewRecorder()
-	bs, err := e.sessions.Start(req.Context(), rec, req, u)
+	bs, err := e.sessions.Start(req.Context(), rec, req, u, Proof{})
 	if err != nil {
 		t.Fatalf("Start(%s): %v", u.Username, err)
 	}
@@ -329,7 +331,7 @@ func TestSessionsStartCookie(t *testing.T) {
 			req.RemoteAddr = tt.remoteAddr
 			req.Header.Set("User-Agent", strings.Repeat("é", 200)+"\x01")
 			rec := httptest.NewRecorder()
-			bs, err := e.sessions.Start(req.Context(), rec, req, u)
+			bs, err := e.sessions.Start(req.Context(), rec, req, u, Proof{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -388,7 +390,7 @@ func TestSessionsStartReplacesExistingSession(t *testing.T) {
 	req := httptest.NewRequest(http.MethodPost, "/login", nil)
 	req.AddCookie(planted)
 	rec := httptest.NewRecorder()
-	if _, err := e.sessions.Start(req.Context(), rec, req, alice); err != nil {
+	if _, err := e.sessions.Start(req.Context(), rec, req, alice, Proof{}); err != nil {
 		t.Fatal(err)
 	}
 	fresh := responseCookie(rec, DefaultSessionCookieName)
@@ -659,7 +661,7 @@ func TestSessionsMaxConcurrent(t *testing.T) {
 
 			req := httptest.NewRequest(http.MethodPost, "/login", nil)
 			rec := httptest.NewRecorder()
-			bs, err := e.sessions.Start(req.Context(), rec, req, u)
+			bs, err := e.sessions.Start(req.Context(), rec, req, u, Proof{})
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Start error = %v, want %v", err, tt.wantErr)
 			}
@@ -791,7 +793,7 @@ func TestSessionsMaxConcurrentParallel(t *testing.T) {
 	for range attempts {
 		wg.Go(func() {
 			req := httptest.NewRequest(http.MethodPost, "/login", nil)
-			_, err := e.sessions.Start(req.Context(), httptest.NewRecorder(), req, u)
+			_, err := e.sessions.Start(req.Context(), httptest.NewRecorder(), req, u, Proof{})
 			switch {
 			case err == nil:
 				ok.Add(1)
@@ -808,5 +810,116 @@ func TestSessionsMaxConcurrentParallel(t *testing.T) {
 	}
 	if live, err := e.st.UserBrowserSessions(t.Context(), u.ID); err != nil || len(live) != limit {
 		t.Errorf("%d live sessions (%v), want %d", len(live), err, limit)
+	}
+}
+
+// The ID token's amr and acr come from the session row, so Start must keep
+// exactly what the sign-in proved, and claim nothing it did not.
+func TestSessionsStartRecordsProof(t *testing.T) {
+	tests := []struct {
+		name    string
+		proof   Proof
+		wantAMR []string
+		wantACR string
+	}{
+		{
+			name:    "password",
+			proof:   Proof{ClientID: "app", AMR: []string{AMRPassword}, ACR: policies.ACRPassword},
+			wantAMR: []string{AMRPassword}, wantACR: policies.ACRPassword,
+		},
+		{
+			name:    "two factors, in order",
+			proof:   Proof{AMR: []string{AMRPassword, "otp"}, ACR: policies.ACRMultiFactor},
+			wantAMR: []string{AMRPassword, "otp"}, wantACR: policies.ACRMultiFactor,
+		},
+		{name: "nothing proven", proof: Proof{}, wantAMR: []string{}, wantACR: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newSessionEnv(t, SessionConfig{}, cookieFor(time.Hour))
+			u := addUser(t, e.st, cheapArgon2, "alice", "correct horse", false)
+			req := httptest.NewRequest(http.MethodPost, "/login", nil)
+			rec := httptest.NewRecorder()
+			bs, err := e.sessions.Start(req.Context(), rec, req, u, tt.proof)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Read back from the store: the row is what later requests see.
+			stored, err := e.st.BrowserSession(t.Context(), bs.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(stored.AMR, tt.wantAMR) || stored.ACR != tt.wantACR {
+				t.Errorf("stored amr %q, acr %q; want %q, %q", stored.AMR, stored.ACR, tt.wantAMR, tt.wantACR)
+			}
+			id := e.current(t, responseCookie(rec, DefaultSessionCookieName))
+			if id == nil || !slices.Equal(id.Session.AMR, tt.wantAMR) || id.Session.ACR != tt.wantACR {
+				t.Errorf("Current session = %+v; want amr %q, acr %q", id, tt.wantAMR, tt.wantACR)
+			}
+		})
+	}
+}
+
+// A browser session is shared by every application, so its lifetime is
+// the global policy's; whether one more session is allowed is the policy of
+// the application being signed in to.
+func TestSessionsAdmissionFollowsClientPolicy(t *testing.T) {
+	const globalLifetime = time.Hour
+	policy := func(clientID string) policies.Session {
+		p := policies.Defaults().Session
+		cookieFor(globalLifetime)(&p)
+		if clientID == "strict" {
+			p.MaxConcurrent, p.OnLimit = 1, policies.OnLimitReject
+			// Were the client's policy to set the lifetime, this would show.
+			cookieFor(5 * time.Minute)(&p)
+		}
+		return p
+	}
+	tests := []struct {
+		name   string
+		client string
+		// before is how many sessions alice holds already.
+		before  int
+		wantErr error
+	}{
+		{name: "strict client at its limit", client: "strict", before: 1, wantErr: ErrTooManySessions},
+		{name: "strict client under its limit", client: "strict"},
+		{name: "no client: the global policy has no limit", client: "", before: 1},
+		{name: "other client: its policy has no limit", client: "lenient", before: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newSessionEnv(t, SessionConfig{Policy: policy}, nil)
+			u := addUser(t, e.st, cheapArgon2, "alice", "correct horse", false)
+			for range tt.before {
+				e.start(t, u)
+			}
+			req := httptest.NewRequest(http.MethodPost, "/login", nil)
+			rec := httptest.NewRecorder()
+			bs, err := e.sessions.Start(req.Context(), rec, req, u, Proof{ClientID: tt.client})
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Start error = %v, want %v", err, tt.wantErr)
+			}
+			live, lerr := e.st.UserBrowserSessions(t.Context(), u.ID)
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			if tt.wantErr != nil {
+				if len(live) != tt.before || responseCookie(rec, DefaultSessionCookieName) != nil {
+					t.Errorf("refused sign-in: %d live sessions, cookies %v", len(live), rec.Header()["Set-Cookie"])
+				}
+				started := events(t, e.recorder, audit.TypeSessionStarted, u.ID)
+				if last := started[len(started)-1]; last.Outcome != audit.OutcomeFailure || last.ClientID != tt.client {
+					t.Errorf("last session.started = %+v, want a failure for client %q", last, tt.client)
+				}
+				return
+			}
+			if len(live) != tt.before+1 {
+				t.Errorf("%d live sessions, want %d", len(live), tt.before+1)
+			}
+			if want := e.clock.Now().Add(globalLifetime); !bs.ExpiresAt.Equal(want) {
+				t.Errorf("ExpiresAt = %v, want %v (the global lifetime)", bs.ExpiresAt, want)
+			}
+		})
 	}
 }

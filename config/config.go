@@ -3,7 +3,7 @@ package config
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -22,8 +22,13 @@ type Config struct {
 	Keys     Keys     `toml:"keys"`
 	// Token and Session hold the policy keys that config.toml sets; the
 	// effective global policy layers what admins set on top (see Policy).
+	// Each section of policies.Sections has its table here, under the
+	// section's key, of the section's type or embedding it inline; Policy
+	// and Default find them by that key, and a test fails for a section
+	// without one.
 	Token   policies.Token `toml:"token"`
 	Session Session        `toml:"session"`
+	Scopes  Scopes         `toml:"scopes"`
 	Log     Log            `toml:"log"`
 }
 
@@ -46,7 +51,10 @@ type Server struct {
 // Database configures persistent storage.
 type Database struct {
 	// URL is "sqlite://path" (relative), "sqlite:///abs/path", or a
-	// "postgres://" / "postgresql://" connection URL.
+	// "postgres://" / "postgresql://" connection URL. Load resolves a
+	// relative SQLite path against the folder of the configuration file
+	// (see Load), so every command finds the same database wherever it is
+	// run from.
 	URL          string `toml:"url"`
 	MaxOpenConns int    `toml:"max_open_conns"`
 	// AutoMigrate is a pointer so that a hand-built Config without it means
@@ -87,6 +95,14 @@ type Session struct {
 	CookieName       string `toml:"cookie_name"`
 }
 
+// Scopes describes the OAuth scopes this server's applications request.
+type Scopes struct {
+	// Descriptions maps a scope name to the sentence the consent page
+	// shows for it ("See your orders"), so that a person grants something
+	// they can read rather than a token such as "orders:read".
+	Descriptions map[string]string `toml:"descriptions"`
+}
+
 // Log configures logging.
 type Log struct {
 	Level  string `toml:"level"`
@@ -109,11 +125,7 @@ const (
 // the working directory, listening on loopback only.
 func Default() *Config {
 	autoMigrate := true
-	// The policy keys take their defaults from the policy engine, so that
-	// config.toml, the admin API and per-application snapshots start from
-	// the same values.
-	policy := policies.Defaults()
-	return &Config{
+	c := &Config{
 		Server: Server{
 			Listen:          "127.0.0.1:8080",
 			Issuer:          "http://127.0.0.1:8080",
@@ -135,22 +147,61 @@ func Default() *Config {
 			Iterations:  2,
 			Parallelism: 1,
 		},
-		Keys:  Keys{Algorithm: "ES256"},
-		Token: policy.Token,
-		Session: Session{
-			Session:    policy.Session,
-			CookieName: "portcullis_session",
-		},
-		Log: Log{Level: "info", Format: "json"},
+		Keys:    Keys{Algorithm: "ES256"},
+		Session: Session{CookieName: "portcullis_session"},
+		// Never nil, so that an empty [scopes.descriptions] table in a
+		// file and the default compare equal.
+		Scopes: Scopes{Descriptions: map[string]string{}},
+		Log:    Log{Level: "info", Format: "json"},
 	}
+	// The policy keys take their defaults from the policy engine, so that
+	// config.toml, the admin API and per-application snapshots start from
+	// the same values.
+	defaults := policies.Defaults()
+	for _, s := range policies.Sections() {
+		if f, ok := c.policySection(s); ok {
+			f.Set(s.Field(&defaults))
+		}
+	}
+	return c
 }
 
 // Policy is the policy the configuration gives: the base the admins'
-// overlay is applied to. It shares no memory with c.
+// overlay is applied to. It shares no memory with c. A section without a
+// table in Config (Validate reports it) keeps its defaults.
 func (c *Config) Policy() policies.Policy {
-	p := policies.Policy{Token: c.Token, Session: c.Session.Session}
-	p.Session.ReauthFor = slices.Clone(p.Session.ReauthFor)
-	return p
+	p := policies.Defaults()
+	for _, s := range policies.Sections() {
+		if f, ok := c.policySection(s); ok {
+			s.Field(&p).Set(f)
+		}
+	}
+	return p.Clone()
+}
+
+// policySection is the value in c that holds policy section s: the field
+// whose toml key is the section's, when it is of the section's type or
+// embeds it inline beside keys of the deployment's own ([session] adds
+// cookie_name).
+func (c *Config) policySection(s policies.Section) (reflect.Value, bool) {
+	root := reflect.ValueOf(c).Elem()
+	idx, ok := tableFields(root.Type())[s.Key]
+	if !ok {
+		return reflect.Value{}, false
+	}
+	f := root.FieldByIndex(idx)
+	if f.Type() == s.Type {
+		return f, true
+	}
+	if f.Kind() != reflect.Struct {
+		return reflect.Value{}, false
+	}
+	for i := range f.NumField() {
+		if sf := f.Type().Field(i); isInline(sf) && sf.Type == s.Type {
+			return f.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
 }
 
 // Driver reports "sqlite" or "postgres" according to the URL scheme, or ""

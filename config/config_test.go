@@ -68,7 +68,15 @@ func TestCheckedInFileIsDefault(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(%s): %v", path, err)
 	}
-	if want := Default(); !reflect.DeepEqual(got, want) {
+	// The one difference: the database beside the file, not the directory
+	// the test runs in.
+	want := Default()
+	abs, err := filepath.Abs(filepath.Join(filepath.Dir(path), "portcullis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Database.URL = "sqlite://" + abs
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(%s) = %+v\nwant Default() = %+v", path, got, want)
 	}
 	if w := got.Warnings(); len(w) != 0 {
@@ -245,6 +253,224 @@ func TestLoadFileErrors(t *testing.T) {
 			checkFields(t, err, tt.want)
 		})
 	}
+}
+
+func TestScopeDescriptions(t *testing.T) {
+	long := strings.Repeat("é", maxScopeDescription)
+	tests := []struct {
+		name string
+		toml string
+		env  []string
+		want map[string]string // scope -> description, when valid
+		errs map[string]string // key -> substring of message, when not
+	}{
+		{
+			name: "table",
+			toml: "[scopes.descriptions]\n\"orders:read\" = \"See your orders\"\nprofile = \"Your name and picture\"\n",
+			want: map[string]string{"orders:read": "See your orders", "profile": "Your name and picture"},
+		},
+		{
+			name: "inline table",
+			toml: "[scopes]\ndescriptions = { \"a/b\" = \"A and B\" }\n",
+			want: map[string]string{"a/b": "A and B"},
+		},
+		{
+			name: "empty table",
+			toml: "[scopes.descriptions]\n",
+			want: map[string]string{},
+		},
+		{
+			name: "absent",
+			toml: "[log]\nlevel = \"warn\"\n",
+			want: map[string]string{},
+		},
+		{
+			name: "200 characters is the most",
+			toml: "[scopes.descriptions]\nx = \"" + long + "\"\n",
+			want: map[string]string{"x": long},
+		},
+		{
+			name: "from the environment, as JSON",
+			env:  []string{`PORTCULLIS_SCOPES_DESCRIPTIONS={"orders:read":"See your orders, and their status"}`},
+			want: map[string]string{"orders:read": "See your orders, and their status"},
+		},
+		{
+			name: "environment beats the file",
+			toml: "[scopes.descriptions]\nx = \"from the file\"\n",
+			env:  []string{`PORTCULLIS_SCOPES_DESCRIPTIONS={"y":"from the environment"}`},
+			want: map[string]string{"y": "from the environment"},
+		},
+		{
+			name: "empty environment variable",
+			toml: "[scopes.descriptions]\nx = \"from the file\"\n",
+			env:  []string{"PORTCULLIS_SCOPES_DESCRIPTIONS="},
+			want: map[string]string{},
+		},
+		{
+			name: "invalid names and descriptions, each by its key",
+			toml: "[scopes.descriptions]\n\"bad scope\" = \"Spaces\"\n\"quo\\\"te\" = \"Quote\"\n\"back\\\\slash\" = \"Backslash\"\n" +
+				"\"caf\u00e9\" = \"Not ASCII\"\n\"\" = \"Empty name\"\nblank = \"  \"\nempty = \"\"\nlong = \"" + long + "x\"\n",
+			errs: map[string]string{
+				`scopes.descriptions."bad scope"`:   "not a valid scope name",
+				`scopes.descriptions."quo\"te"`:     "not a valid scope name",
+				`scopes.descriptions."back\\slash"`: "not a valid scope name",
+				`scopes.descriptions."café"`:        "not a valid scope name",
+				`scopes.descriptions.""`:            "not a valid scope name",
+				"scopes.descriptions.blank":         "must not be empty",
+				"scopes.descriptions.empty":         "must not be empty",
+				"scopes.descriptions.long":          "at most 200 characters (has 201)",
+			},
+		},
+		{
+			name: "description not a string",
+			toml: "[scopes.descriptions]\n\"orders:read\" = 5\n",
+			errs: map[string]string{`scopes.descriptions."orders:read"`: "must be a string, not an integer"},
+		},
+		{
+			name: "descriptions not a table",
+			toml: "[scopes]\ndescriptions = [\"x\"]\n",
+			errs: map[string]string{"scopes.descriptions": "must be a table, not an array"},
+		},
+		{
+			name: "unknown key beside descriptions",
+			toml: "[scopes]\ndescription = {}\n",
+			errs: map[string]string{"scopes.description": "unknown key"},
+		},
+		{
+			name: "environment not JSON",
+			env:  []string{"PORTCULLIS_SCOPES_DESCRIPTIONS=orders:read=See your orders"},
+			errs: map[string]string{"scopes.descriptions": "PORTCULLIS_SCOPES_DESCRIPTIONS: must be a JSON object"},
+		},
+		{
+			name: "environment validated too",
+			env:  []string{`PORTCULLIS_SCOPES_DESCRIPTIONS={"two words":"x"}`},
+			errs: map[string]string{`scopes.descriptions."two words"`: "not a valid scope name"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.toml != "" {
+				path = writeFile(t, tt.toml)
+			}
+			c, err := Load(path, tt.env)
+			if tt.errs != nil {
+				checkFields(t, err, tt.errs)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if !reflect.DeepEqual(c.Scopes.Descriptions, tt.want) {
+				t.Errorf("Scopes.Descriptions = %q, want %q", c.Scopes.Descriptions, tt.want)
+			}
+		})
+	}
+}
+
+// TestRelativePathsFollowTheFile checks that the relative paths of a file
+// mean the same files whatever directory the command runs in, while the
+// environment's stay relative to the working directory.
+func TestRelativePathsFollowTheFile(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name       string
+		toml       string
+		env        []string
+		wantURL    string
+		wantSecret string // SecretFilePath
+	}{
+		{
+			name:       "default database beside the file",
+			toml:       "[log]\nlevel = \"info\"\n",
+			wantURL:    "sqlite://" + filepath.Join(dir, "portcullis.db"),
+			wantSecret: filepath.Join(dir, "portcullis.secret"),
+		},
+		{
+			name:       "relative database in a subfolder",
+			toml:       "[database]\nurl = \"sqlite://data/p.db\"\n",
+			wantURL:    "sqlite://" + filepath.Join(dir, "data", "p.db"),
+			wantSecret: filepath.Join(dir, "data", "portcullis.secret"),
+		},
+		{
+			name:       "parent folder",
+			toml:       "[database]\nurl = \"sqlite://../p.db\"\n",
+			wantURL:    "sqlite://" + filepath.Join(filepath.Dir(dir), "p.db"),
+			wantSecret: filepath.Join(filepath.Dir(dir), "portcullis.secret"),
+		},
+		{
+			name:       "absolute database untouched",
+			toml:       "[database]\nurl = \"sqlite:///var/lib/portcullis/p.db\"\n",
+			wantURL:    "sqlite:///var/lib/portcullis/p.db",
+			wantSecret: "/var/lib/portcullis/portcullis.secret",
+		},
+		{
+			name:       "relative secret file",
+			toml:       "[secrets]\nfile = \"keys/secret\"\n",
+			wantURL:    "sqlite://" + filepath.Join(dir, "portcullis.db"),
+			wantSecret: filepath.Join(dir, "keys", "secret"),
+		},
+		{
+			name:       "environment relative to the working directory",
+			toml:       "[database]\nurl = \"sqlite://file.db\"\n",
+			env:        []string{"PORTCULLIS_DATABASE_URL=sqlite://env.db", "PORTCULLIS_SECRETS_FILE=env.secret"},
+			wantURL:    "sqlite://env.db",
+			wantSecret: "env.secret",
+		},
+		{
+			name:    "postgres untouched",
+			toml:    "[database]\nurl = \"postgres://db/portcullis\"\n[secrets]\nsystem = [\"" + strings.Repeat("s", 32) + "\"]\n",
+			wantURL: "postgres://db/portcullis",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, "config.toml")
+			if err := os.WriteFile(path, []byte(tt.toml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// Loaded through a relative path from elsewhere, as
+			// "portcullis --config ../etc/config.toml" would.
+			t.Chdir(t.TempDir())
+			rel, err := filepath.Rel(mustGetwd(t), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(rel, tt.env)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Database.URL != tt.wantURL {
+				t.Errorf("database.url = %q, want %q", c.Database.URL, tt.wantURL)
+			}
+			if got := c.SecretFilePath(); got != tt.wantSecret {
+				t.Errorf("SecretFilePath() = %q, want %q", got, tt.wantSecret)
+			}
+		})
+	}
+
+	t.Run("an invalid path is reported as written", func(t *testing.T) {
+		path := writeFile(t, "[database]\nurl = \"sqlite://p.db?mode=ro\"\n")
+		checkFields(t, mustFail(Load(path, nil)), map[string]string{"database.url": "query"})
+	})
+	t.Run("no file, no resolution", func(t *testing.T) {
+		c, err := Load("", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Database.URL != "sqlite://portcullis.db" {
+			t.Errorf("database.url = %q", c.Database.URL)
+		}
+	})
+}
+
+func mustGetwd(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
 }
 
 func TestLoadSyntaxAndMissingFile(t *testing.T) {
@@ -505,6 +731,7 @@ func TestEnvNamesDerivedFromTags(t *testing.T) {
 		"session.invalidate_on_password_change": "PORTCULLIS_SESSION_INVALIDATE_ON_PASSWORD_CHANGE",
 		"session.reauth_max_age":                "PORTCULLIS_SESSION_REAUTH_MAX_AGE",
 		"session.reauth_for":                    "PORTCULLIS_SESSION_REAUTH_FOR",
+		"scopes.descriptions":                   "PORTCULLIS_SCOPES_DESCRIPTIONS",
 	} {
 		if got[key] != env {
 			t.Errorf("%s maps to %q, want %q", key, got[key], env)

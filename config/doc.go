@@ -16,6 +16,15 @@
 // PORTCULLIS_CONFIG is the one exception: it is reserved for naming the
 // configuration file itself.
 //
+// With a file, relative SQLite and secret file paths are resolved against
+// the file's folder, so commands run from anywhere share one database;
+// paths from the environment stay relative to the working directory.
+//
+// [scopes.descriptions] is the one table whose keys are data (scope names)
+// rather than configuration keys; its problems are reported under the
+// quoted name, such as scopes.descriptions."bad scope", and the environment
+// gives it as a JSON object.
+//
 // The checked-in config.toml at the repository root documents every key with
 // its default value; a test keeps it equal to Default.
 //

@@ -2,10 +2,13 @@ package config
 
 import (
 	"encoding"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -28,7 +31,9 @@ const (
 // Load builds a Config from the TOML file at path (none when path is ""),
 // then the PORTCULLIS_* variables in environ ("KEY=value" strings as from
 // os.Environ), then defaults for whatever neither set, and validates it.
-// Any problem, from any step, is reported in a single *Error.
+// Any problem, from any step, is reported in a single *Error. With a file,
+// relative SQLite and secret file paths not set by the environment are made
+// absolute against the file's folder (see resolvePaths).
 func Load(path string, environ []string) (*Config, error) {
 	var p problems
 	keys, err := leafKeys(reflect.TypeFor[Config]())
@@ -49,7 +54,7 @@ func Load(path string, environ []string) (*Config, error) {
 	if path != "" {
 		decodeFile(root, path, set, &p)
 	}
-	applyEnv(root, environ, keys, set, &p)
+	fromEnv := applyEnv(root, environ, keys, set, &p)
 	applyDefaults(root, keys, set)
 	c.normalize()
 
@@ -59,6 +64,12 @@ func Load(path string, environ []string) (*Config, error) {
 			return nil, fmt.Errorf("validate config: %w", err)
 		}
 		p = append(p, verr.Fields...)
+	}
+	// Validate judged the paths as written; only then are they made
+	// absolute, since the folder of the file may hold characters (such as
+	// "#") that a written path may not.
+	if path != "" && len(p) == 0 {
+		c.resolvePaths(filepath.Dir(path), fromEnv, &p)
 	}
 	if err := p.err(); err != nil {
 		return nil, err
@@ -72,6 +83,33 @@ func (c *Config) normalize() {
 	// Issuer comparison in OIDC is exact string comparison, so
 	// "https://id.example/" and "https://id.example" must not both exist.
 	c.Server.Issuer = strings.TrimRight(c.Server.Issuer, "/")
+}
+
+// resolvePaths makes the relative file paths of a configuration file
+// relative to the folder that file is in, not to the working directory:
+// otherwise "portcullis --config /etc/portcullis/config.toml clients list"
+// run from the home folder would open (and create) a different, empty
+// database than the one serve uses. That holds for the defaults too (the
+// database beside the file). A value from the environment stays relative to
+// the working directory: it was typed in the shell that runs the command,
+// where a relative path means the current folder. Without a file there is
+// no other folder to resolve against.
+func (c *Config) resolvePaths(dir string, fromEnv map[string]bool, p *problems) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		p.add("", "resolve relative paths against the folder of the configuration file %s: %v", dir, err)
+		return
+	}
+	if path := c.Database.SQLitePath(); !fromEnv["database.url"] && isRelativeFile(path) {
+		c.Database.URL = sqliteScheme + filepath.Join(abs, path)
+	}
+	if path := c.Secrets.File; !fromEnv["secrets.file"] && isRelativeFile(path) {
+		c.Secrets.File = filepath.Join(abs, path)
+	}
+}
+
+func isRelativeFile(path string) bool {
+	return path != "" && !filepath.IsAbs(path)
 }
 
 // leaf is one settable key: a field that is not itself a [section].
@@ -357,6 +395,31 @@ func fromTOML(t reflect.Type, raw any, key string, p *problems) (reflect.Value, 
 		if !allOK {
 			return reflect.Value{}, false
 		}
+	case reflect.Map:
+		// A table whose keys are data (scope names), not configuration
+		// keys: any name is accepted here and judged by Validate.
+		tbl, ok := raw.(map[string]any)
+		if !ok {
+			p.add(key, "must be a table, not %s", tomlKind(raw))
+			return reflect.Value{}, false
+		}
+		if t.Key().Kind() != reflect.String {
+			p.add(key, "unsupported configuration field type %s", t)
+			return reflect.Value{}, false
+		}
+		nv = reflect.MakeMapWithSize(t, len(tbl))
+		allOK := true
+		for _, name := range slices.Sorted(maps.Keys(tbl)) {
+			ev, ok := fromTOML(t.Elem(), tbl[name], joinKey(key, name), p)
+			if !ok {
+				allOK = false
+				continue
+			}
+			nv.SetMapIndex(reflect.ValueOf(name).Convert(t.Key()), ev)
+		}
+		if !allOK {
+			return reflect.Value{}, false
+		}
 	default:
 		p.add(key, "unsupported configuration field type %s", t)
 		return reflect.Value{}, false
@@ -420,6 +483,21 @@ func fromString(t reflect.Type, s string) (reflect.Value, error) {
 			nv = reflect.Append(nv, ev)
 			i++
 		}
+	case reflect.Map:
+		// A table cannot be written as a comma-separated list without
+		// quoting rules of its own (descriptions contain commas), so the
+		// environment gives it as a JSON object; "" is an empty table.
+		nv = reflect.MakeMap(t)
+		if strings.TrimSpace(s) == "" {
+			return nv, nil
+		}
+		ptr := reflect.New(t)
+		if err := json.Unmarshal([]byte(s), ptr.Interface()); err != nil {
+			return reflect.Value{}, fmt.Errorf("must be a JSON object of strings such as {\"orders:read\":\"See your orders\"}: %v", err)
+		}
+		if !ptr.Elem().IsNil() {
+			nv = ptr.Elem()
+		}
 	default:
 		return reflect.Value{}, fmt.Errorf("unsupported configuration field type %s", t)
 	}
@@ -464,8 +542,10 @@ func tomlKind(v any) string {
 	}
 }
 
-// applyEnv overrides keys from PORTCULLIS_* variables in environ.
-func applyEnv(root reflect.Value, environ []string, keys []leaf, set map[string]bool, p *problems) {
+// applyEnv overrides keys from PORTCULLIS_* variables in environ and
+// returns the keys it set.
+func applyEnv(root reflect.Value, environ []string, keys []leaf, set map[string]bool, p *problems) map[string]bool {
+	fromEnv := make(map[string]bool)
 	byEnv := make(map[string]leaf, len(keys))
 	for _, l := range keys {
 		byEnv[l.env] = l
@@ -487,7 +567,9 @@ func applyEnv(root reflect.Value, environ []string, keys []leaf, set map[string]
 		}
 		root.FieldByIndex(l.index).Set(nv)
 		set[l.key] = true
+		fromEnv[l.key] = true
 	}
+	return fromEnv
 }
 
 // applyDefaults copies the Default value of every key that was not set.

@@ -3,15 +3,18 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/portcullis/portcullis/fielderr"
+	"github.com/portcullis/portcullis/policies"
 )
 
 // Limits checked by Validate and Warnings.
@@ -25,6 +28,10 @@ const (
 	maxParallelism       = 64
 
 	maxOpenConnsLimit = 1000
+
+	// maxScopeDescription keeps a description to one line of the consent
+	// page, where it stands for a scope in a list.
+	maxScopeDescription = 200
 )
 
 // Validate checks every key and returns an *Error listing all problems, or
@@ -38,6 +45,7 @@ func (c *Config) Validate() error {
 	c.Keys.validate(&p)
 	c.validatePolicy(&p)
 	c.Session.validate(&p)
+	c.Scopes.validate(&p)
 	c.Log.validate(&p)
 	return p.err()
 }
@@ -46,6 +54,13 @@ func (c *Config) Validate() error {
 // policy engine's own Validate, so that config.toml and the admin API judge
 // the same keys by one set of rules and name them the same way.
 func (c *Config) validatePolicy(p *problems) {
+	for _, s := range policies.Sections() {
+		if _, ok := c.policySection(s); !ok {
+			// A programming error, but reported like any problem so that
+			// it is seen at the first start rather than silently defaulted.
+			p.add(s.Key, "config: the policy section has no [%s] table in config.Config", s.Key)
+		}
+	}
 	_, err := c.Policy().Validate()
 	if err == nil {
 		return
@@ -237,6 +252,39 @@ func isCookieToken(s string) bool {
 		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
 		case strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0:
 		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validate checks every scope description, in name order so the report is
+// stable. A name that is not a scope token could never be requested, so its
+// description would silently never show: better refused.
+func (s Scopes) validate(p *problems) {
+	for _, name := range slices.Sorted(maps.Keys(s.Descriptions)) {
+		key := joinKey("scopes.descriptions", name)
+		if !isScopeToken(name) {
+			p.add(key, "%q is not a valid scope name: use printable ASCII without spaces, double quotes or backslashes (RFC 6749 section 3.3)", name)
+		}
+		desc := s.Descriptions[name]
+		switch n := utf8.RuneCountInString(desc); {
+		case strings.TrimSpace(desc) == "":
+			p.add(key, "description must not be empty")
+		case n > maxScopeDescription:
+			p.add(key, "description must be at most %d characters (has %d)", maxScopeDescription, n)
+		}
+	}
+}
+
+// isScopeToken reports whether s is an RFC 6749 section 3.3 scope-token:
+// one or more of %x21 / %x23-5B / %x5D-7E.
+func isScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < 0x21 || b > 0x7e || b == '"' || b == '\\' {
 			return false
 		}
 	}

@@ -1,14 +1,17 @@
 package oauth
 
 import (
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ory/fosite"
 
+	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/templates"
 )
@@ -29,6 +32,15 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	}
+	// Back from the login page: the request comes from the login flow,
+	// not from the browser, and the person has just signed in for it.
+	reauthenticated := false
+	if id := r.URL.Query().Get(loginFlowParam); id != "" && r.Method == http.MethodGet {
+		if !p.resumeLogin(w, r, id) {
+			return
+		}
+		reauthenticated = true
+	}
 	ar, err := p.f.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
@@ -42,59 +54,75 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
+	client, ok := ar.GetClient().(*storage.Client)
+	if !ok {
+		p.authorizeError(w, r, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
+		return
+	}
 	form := oauthParams(ar.GetRequestForm())
-	prompt := strings.Fields(form.Get("prompt"))
+	req, err := authRequestOf(form)
+	if err != nil {
+		p.authorizeError(w, r, ar, err)
+		return
+	}
+	req.Reauthenticated = reauthenticated
 
 	user, bs, err := p.cfg.Browser.Current(r)
 	if err != nil {
 		p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 		return
 	}
-	if user == nil || slices.Contains(prompt, "login") {
-		if slices.Contains(prompt, "none") {
-			p.authorizeError(w, r, ar, fosite.ErrLoginRequired)
-			return
-		}
-		p.redirectToLogin(w, r, form, prompt)
-		return
-	}
-
-	client, ok := ar.GetClient().(*storage.Client)
-	if !ok {
-		p.authorizeError(w, r, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
-		return
-	}
-	scopes := grantableScopes(ar.GetRequestedScopes(), user)
-
-	if r.Method == http.MethodPost && r.PostForm.Has(consentField) {
-		if !p.cfg.CSRF.Verify(r) {
-			p.formExpired(w, r)
-			return
-		}
-		switch r.PostForm.Get(consentField) {
-		case "allow":
+	var scopes []string
+	consented := false
+	if user != nil {
+		scopes = grantableScopes(ar.GetRequestedScopes(), user)
+		if r.Method == http.MethodPost && r.PostForm.Has(consentField) {
+			if !p.cfg.CSRF.Verify(r) {
+				p.formExpired(w, r)
+				return
+			}
+			if r.PostForm.Get(consentField) != "allow" {
+				p.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The resource owner denied the request."))
+				return
+			}
 			if err := p.cfg.Store.GrantConsent(ctx, user.ID, client.ID, scopes); err != nil {
 				p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 				return
 			}
-		default:
-			p.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The resource owner denied the request."))
-			return
-		}
-	} else {
-		need, err := p.needsConsent(r, client, user, scopes, prompt)
-		if err != nil {
+			// The consent page was shown only once the session satisfied
+			// the request's prompt=login; asking again would loop.
+			consented = true
+			req.Prompt = slices.DeleteFunc(req.Prompt, func(s string) bool { return s != "none" && s != "consent" })
+		} else if req.NeedsConsent, err = p.needsConsent(r, client, user, scopes); err != nil {
 			p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 			return
 		}
-		if need {
-			if slices.Contains(prompt, "none") {
-				p.authorizeError(w, r, ar, fosite.ErrConsentRequired)
-				return
-			}
-			p.renderConsent(w, r, client, user, scopes, form)
-			return
-		}
+	}
+
+	now := p.cfg.Now()
+	pol := p.cfg.Policies.For(client.ID)
+	d := pol.SessionSatisfies(now, req, sessionState(user, bs))
+	if d.Outcome == policies.SessionStepUp {
+		// acr_values are voluntary and no second factor exists yet to step
+		// up with: the request goes on, and the ID token's acr says what
+		// the session reached, for the client to judge.
+		p.cfg.Logger.InfoContext(ctx, "requested acr not reached", "client_id", client.ID, "acr", d.ACR)
+		req.ACRValues = nil
+		d = pol.SessionSatisfies(now, req, sessionState(user, bs))
+	}
+	if consented && d.Outcome == policies.SessionConsent {
+		d.Outcome = policies.SessionOK
+	}
+	switch d.Outcome {
+	case policies.SessionError:
+		p.authorizeError(w, r, ar, promptError(d.Error))
+		return
+	case policies.SessionLogin:
+		p.startLogin(w, r, ar, client.ID, form)
+		return
+	case policies.SessionConsent:
+		p.renderConsent(w, r, client, user, scopes, form)
+		return
 	}
 
 	for _, s := range scopes {
@@ -104,13 +132,11 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		ar.GrantAudience(a)
 	}
 	session := p.userSession(user, bs, client.ID, ar.GetRequestForm().Get("nonce"))
-	now := p.cfg.Now()
-	pol := p.cfg.Policies.For(client.ID)
 	facts := grantFacts(session, now)
 	if ended, _ := pol.FamilyEnded(now, facts); ended {
 		// The login is older than this application's absolute session
 		// limit: authenticate again.
-		p.redirectToLogin(w, r, form, prompt)
+		p.startLogin(w, r, ar, client.ID, form)
 		return
 	}
 	resp, err := p.f.NewAuthorizeResponse(withLifetimes(ctx, pol.Lifetimes(now, facts)), ar, session)
@@ -119,6 +145,85 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.f.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// loginFlowParam names the completed login flow an authorization request
+// resumes.
+const loginFlowParam = "login_flow"
+
+// resumeLogin replaces r's query with the authorization request the login
+// flow id was started for. It answers r itself and reports false when the
+// flow cannot be resumed: used before, from another browser, expired.
+func (p *Provider) resumeLogin(w http.ResponseWriter, r *http.Request, id string) bool {
+	_, q, err := p.cfg.Flows.Resume(r.Context(), r, id)
+	if err != nil {
+		p.cfg.Logger.WarnContext(r.Context(), "login flow not resumed", "err", err.Error())
+		p.errorPage(w, r, http.StatusBadRequest, templates.ErrorPage{
+			Title:   "This sign-in link has already been used",
+			Message: "For your security, each sign-in works once, in the browser that started it, for a short while.",
+			Advice:  "Go back to the application and sign in again.",
+			Detail:  "login flow cannot be resumed: " + err.Error(),
+		})
+		return false
+	}
+	// The person has just signed in: fosite must not refuse the request
+	// for prompt=login, whose auth_time check predates the login.
+	if prompt := strings.Fields(q.Get("prompt")); len(prompt) > 0 {
+		rest := slices.DeleteFunc(prompt, func(s string) bool { return s == "login" || s == "select_account" })
+		if len(rest) == 0 {
+			q.Del("prompt")
+		} else {
+			q.Set("prompt", strings.Join(rest, " "))
+		}
+	}
+	r.URL.RawQuery = q.Encode()
+	r.Form, r.PostForm = nil, nil
+	return true
+}
+
+// startLogin sends the browser to the login page with a new login flow
+// for this authorization request.
+func (p *Provider) startLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, clientID string, form url.Values) {
+	loginURL, err := p.cfg.Flows.StartAuthorize(r.Context(), w, r, clientID, form, form.Get("login_hint"))
+	if err != nil {
+		p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	http.Redirect(w, r, loginURL, http.StatusSeeOther)
+}
+
+// authRequestOf reads what the session decision needs from the request.
+func authRequestOf(form url.Values) (policies.AuthRequest, error) {
+	req := policies.AuthRequest{Prompt: strings.Fields(form.Get("prompt")), ACRValues: strings.Fields(form.Get("acr_values"))}
+	if raw := form.Get("max_age"); raw != "" {
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || n < 0 || n > math.MaxInt64/int64(time.Second) {
+			return req, fosite.ErrInvalidRequest.WithHint("max_age must be a non-negative number of seconds.")
+		}
+		req.MaxAge, req.HasMaxAge = time.Duration(n)*time.Second, true
+	}
+	return req, nil
+}
+
+func sessionState(u *storage.User, bs *storage.BrowserSession) policies.SessionState {
+	if u == nil || bs == nil {
+		return policies.SessionState{}
+	}
+	return policies.SessionState{Present: true, AuthTime: bs.AuthTime, LastSeen: bs.LastSeenAt, ACR: bs.ACR, AMR: bs.AMR}
+}
+
+// promptError is the OAuth error for a decision answered without a page.
+func promptError(code string) error {
+	switch code {
+	case "login_required":
+		return fosite.ErrLoginRequired
+	case "consent_required":
+		return fosite.ErrConsentRequired
+	case "interaction_required":
+		return fosite.ErrInteractionRequired
+	default:
+		return fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other prompt values.")
+	}
 }
 
 // checkAuthorizable refuses, before anyone is asked for a password, what
@@ -142,23 +247,6 @@ func checkAuthorizable(ar fosite.AuthorizeRequester) error {
 	return nil
 }
 
-// redirectToLogin sends the browser to the login page, to come back to this
-// authorization request. Coming back, the user has just authenticated: drop
-// prompt=login so the request does not loop.
-func (p *Provider) redirectToLogin(w http.ResponseWriter, r *http.Request, form url.Values, prompt []string) {
-	back := cloneValues(form)
-	if slices.Contains(prompt, "login") {
-		rest := slices.DeleteFunc(slices.Clone(prompt), func(s string) bool { return s == "login" })
-		if len(rest) == 0 {
-			back.Del("prompt")
-		} else {
-			back.Set("prompt", strings.Join(rest, " "))
-		}
-	}
-	q := url.Values{"return_to": {authorizePath(back)}}
-	http.Redirect(w, r, "/login?"+q.Encode(), http.StatusSeeOther)
-}
-
 // grantableScopes is what the user can grant of what was asked (fosite has
 // already checked it against the client's allowed scopes).
 func grantableScopes(requested []string, u *storage.User) []string {
@@ -172,12 +260,11 @@ func grantableScopes(requested []string, u *storage.User) []string {
 	return out
 }
 
-func (p *Provider) needsConsent(r *http.Request, c *storage.Client, u *storage.User, scopes, prompt []string) (bool, error) {
+// needsConsent reports whether u has yet to grant c these scopes
+// (prompt=consent is the session decision's to honour).
+func (p *Provider) needsConsent(r *http.Request, c *storage.Client, u *storage.User, scopes []string) (bool, error) {
 	if c.SkipConsent {
 		return false, nil
-	}
-	if slices.Contains(prompt, "consent") {
-		return true, nil
 	}
 	granted, err := p.cfg.Store.Consent(r.Context(), u.ID, c.ID)
 	if isNotFound(err) {
@@ -232,6 +319,8 @@ func (p *Provider) userSession(u *storage.User, bs *storage.BrowserSession, clie
 	if bs != nil {
 		s.BrowserSessionID = bs.ID
 		s.Claims.AuthTime = bs.AuthTime.UTC().Truncate(time.Second)
+		s.Claims.AuthenticationMethodsReferences = bs.AMR
+		s.Claims.AuthenticationContextClassReference = bs.ACR
 	} else {
 		s.Claims.AuthTime = now.Truncate(time.Second)
 	}
@@ -295,6 +384,7 @@ func oauthParams(form url.Values) url.Values {
 	out := cloneValues(form)
 	out.Del(consentField)
 	out.Del(csrfField)
+	out.Del(loginFlowParam)
 	return out
 }
 

@@ -50,7 +50,6 @@ const MinSuppliedSecretLength = 16
 var (
 	clientIDPattern   = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
 	scopePattern      = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`) // RFC 6749 3.3 scope-token
-	knownGrantTypes   = []string{"authorization_code", "refresh_token", "client_credentials"}
 	knownResponseType = []string{"code"}
 	authMethods       = []string{"client_secret_basic", "client_secret_post", methodPrivateKeyJWT}
 	tokenFormats      = []string{"", "opaque", "jwt"}
@@ -74,11 +73,11 @@ func NewClient(spec ClientSpec, hasher hashing.Argon2) (*storage.Client, string,
 		fe.Add("grant_types", "must name at least one grant type")
 	}
 	for i, g := range spec.GrantTypes {
-		if !slices.Contains(knownGrantTypes, g) {
-			fe.Add(field("grant_types", i), "unsupported grant type %q (supported: %s)", g, strings.Join(knownGrantTypes, ", "))
+		if !SupportedGrant(g) {
+			fe.Add(field("grant_types", i), "unsupported grant type %q (supported: %s)", g, strings.Join(GrantTypes(), ", "))
 		}
 	}
-	usesCode := slices.Contains(spec.GrantTypes, "authorization_code")
+	usesCode := slices.Contains(spec.GrantTypes, GrantAuthorizationCode)
 	if usesCode && len(spec.ResponseTypes) == 0 {
 		spec.ResponseTypes = []string{"code"}
 	}
@@ -109,7 +108,7 @@ func NewClient(spec ClientSpec, hasher hashing.Argon2) (*storage.Client, string,
 		if spec.Secret != "" {
 			fe.Add("client_secret", "a public client has no secret")
 		}
-		if slices.Contains(spec.GrantTypes, "client_credentials") {
+		if slices.Contains(spec.GrantTypes, GrantClientCredentials) {
 			fe.Add("grant_types", "a public client cannot use client_credentials")
 		}
 		if spec.TokenEndpointAuthMethod != "" && spec.TokenEndpointAuthMethod != "none" {

@@ -6,18 +6,30 @@
 //
 //	GET  /.well-known/openid-configuration   discovery (pre-rendered)
 //	GET  /.well-known/jwks.json              public signing keys (pre-rendered)
-//	GET  /oauth2/auth, POST /oauth2/auth     authorization (login redirect, consent)
+//	GET  /oauth2/auth, POST /oauth2/auth     authorization (login flow, consent)
 //	POST /oauth2/token                       token endpoint
 //	POST /oauth2/introspect                  RFC 7662
 //	POST /oauth2/revoke                      RFC 7009
 //	GET  /userinfo, POST /userinfo           OIDC userinfo
-//	GET  /oauth2/logout, POST /oauth2/logout RP-initiated logout
+//	GET  /oauth2/logout, POST /oauth2/logout RP-initiated logout (asks unless id_token_hint matches)
+//	OPTIONS on discovery, JWKS, token, revoke and userinfo: CORS preflight
+//
+// CORS (cors.go): discovery and JWKS to any origin; token, revocation and
+// userinfo only to the origins the requesting client registered.
 //
 // Lifetimes come from the policy of the client a request is for (a
 // PolicySource, in practice policystore's engine): fosite's own lifespans are
 // replaced per request by policies.Policy.Lifetimes.
 //
+// Whether the browser's session satisfies an authorization request
+// (prompt, max_age, acr_values, consent) is one decision,
+// policies.Policy.SessionSatisfies, taken once per request; when the
+// person must sign in, a login flow (LoginFlows, implemented by authn)
+// carries the request server-side and hands it back once, marked as just
+// authenticated.
+//
 // It imports policies, storage, audit, hashing, fielderr and templates;
-// never authn, policystore, admin, server or cmd. The browser session
-// reaches it through the small BrowserSessions interface declared here.
+// never authn, policystore, admin, server or cmd. The browser session and
+// login flows reach it through the small BrowserSessions and LoginFlows
+// interfaces declared here.
 package oauth

@@ -133,7 +133,7 @@ func (p *Provider) writeGraceResponse(ctx context.Context, w http.ResponseWriter
 	p.record(ctx, audit.Event{Type: audit.TypeTokenRefreshed, ClientID: clientID, Outcome: audit.OutcomeSuccess,
 		Reason: "reuse_within_grace"})
 	if p.cfg.Metrics != nil {
-		p.cfg.Metrics.TokenIssued("refresh_token")
+		p.cfg.Metrics.TokenIssued(GrantRefreshToken)
 	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")

@@ -9,8 +9,9 @@ import (
 	"github.com/portcullis/portcullis/policies"
 )
 
-// PolicySource says which policy judges requests for a client: its own
-// when it customizes its rules, the global one otherwise.
+// PolicySource says which policy judges requests for a client: per
+// section, its own where it customized that section, the global one
+// elsewhere.
 type PolicySource interface {
 	For(clientID string) policies.Policy
 }

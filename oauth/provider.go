@@ -33,6 +33,17 @@ type BrowserSessions interface {
 	End(w http.ResponseWriter, r *http.Request) error
 }
 
+// LoginFlows hands a person to the login page and back: authn implements
+// it with server-side login flows.
+type LoginFlows interface {
+	// StartAuthorize records request (for clientID) in a new login flow
+	// bound to this browser and returns the login page's URL.
+	StartAuthorize(ctx context.Context, w http.ResponseWriter, r *http.Request, clientID string, request url.Values, loginHint string) (string, error)
+	// Resume takes back, once, the request of a completed flow started in
+	// this browser.
+	Resume(ctx context.Context, r *http.Request, id string) (clientID string, request url.Values, err error)
+}
+
 // CSRFGuard protects the consent form.
 type CSRFGuard interface {
 	Token(w http.ResponseWriter, r *http.Request) string
@@ -92,6 +103,7 @@ type Config struct {
 	Store     Store
 	Keys      *KeyManager
 	Browser   BrowserSessions
+	Flows     LoginFlows
 	CSRF      CSRFGuard
 	Templates *templates.Renderer
 	Metrics   Metrics
@@ -252,7 +264,7 @@ func (p *Provider) renderDiscovery() ([]byte, error) {
 		"scopes_supported":                                         []string{"openid", "offline_access", "profile", "email"},
 		"response_types_supported":                                 []string{"code"},
 		"response_modes_supported":                                 []string{"query"},
-		"grant_types_supported":                                    []string{"authorization_code", "refresh_token", "client_credentials"},
+		"grant_types_supported":                                    GrantTypes(),
 		"subject_types_supported":                                  []string{"public"},
 		"id_token_signing_alg_values_supported":                    []string{p.cfg.Keys.Algorithm()},
 		"token_endpoint_auth_methods_supported":                    []string{"client_secret_basic", "client_secret_post", methodPrivateKeyJWT, "none"},

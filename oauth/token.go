@@ -18,7 +18,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	p.formClientCORS(w, r)
 	session := newSession()
 	grant := r.PostFormValue("grant_type")
-	if grant != "" && !supportedGrant(grant) {
+	if grant != "" && !SupportedGrant(grant) {
 		p.tokenError(w, r, nil, grant, fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", grant))
 		return
 	}
@@ -28,7 +28,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clientID := ar.GetClient().GetID()
-	if ar.GetGrantTypes().ExactOne("client_credentials") {
+	if ar.GetGrantTypes().ExactOne(GrantClientCredentials) {
 		for _, s := range ar.GetRequestedScopes() {
 			ar.GrantScope(s)
 		}
@@ -49,7 +49,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	now := p.cfg.Now()
 	pol := p.cfg.Policies.For(clientID)
 	facts := grantFacts(sess, now)
-	if grant == "client_credentials" {
+	if grant == GrantClientCredentials {
 		facts = policies.Grant{LastUsed: now}
 	}
 	if ended, reason := pol.FamilyEnded(now, facts); ended {
@@ -72,7 +72,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.cfg.Metrics.TokenIssued(grant)
 	}
 	event := audit.TypeTokenIssued
-	if grant == "refresh_token" {
+	if grant == GrantRefreshToken {
 		event = audit.TypeTokenRefreshed
 		p.keepForGrace(ctx, r, clientID, resp)
 	}
@@ -83,7 +83,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 
 // userOf is the user a grant acts for; client credentials act for none.
 func userOf(s *Session, grant string) string {
-	if grant == "client_credentials" {
+	if grant == GrantClientCredentials {
 		return ""
 	}
 	return s.GetSubject()
@@ -99,7 +99,7 @@ func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.
 	// fosite reports a code consumed between its two reads as
 	// ErrInvalidatedAuthorizeCode; our conditional update as ErrAlreadyUsed.
 	replay := errors.Is(err, storage.ErrAlreadyUsed) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode)
-	if grant == "refresh_token" && p.serveGrace(w, r, ar, err) {
+	if grant == GrantRefreshToken && p.serveGrace(w, r, ar, err) {
 		return
 	}
 	if replay && ar != nil && ar.GetID() != "" {
@@ -107,14 +107,14 @@ func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.
 			p.cfg.Logger.ErrorContext(ctx, "revoke replayed grant", "err", rerr.Error(), "request_id", ar.GetID())
 		}
 		hint := "The authorization code has already been used."
-		if grant == "refresh_token" {
+		if grant == GrantRefreshToken {
 			hint = "The refresh token was already used."
 		}
 		p.record(ctx, audit.Event{Type: audit.TypeTokenReuseDetected, ClientID: ar.GetClient().GetID(),
 			UserID: ar.GetSession().GetSubject(), Outcome: audit.OutcomeFailure, Reason: grant + "_replayed",
 			Details: map[string]any{"family": ar.GetID(), "concurrent": true}})
 		err = fosite.ErrInvalidGrant.WithHint(hint)
-	} else if grant == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken) && ar != nil && ar.GetClient() != nil {
+	} else if grant == GrantRefreshToken && errors.Is(err, fosite.ErrInactiveToken) && ar != nil && ar.GetClient() != nil {
 		// fosite found the refresh token already used and has revoked its
 		// family; this is the audit trail of it.
 		p.record(ctx, audit.Event{Type: audit.TypeTokenReuseDetected, ClientID: ar.GetClient().GetID(),
@@ -133,12 +133,4 @@ func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.
 		w.Header().Set("WWW-Authenticate", `Basic realm="portcullis"`)
 	}
 	p.f.WriteAccessError(ctx, w, ar, err)
-}
-
-func supportedGrant(g string) bool {
-	switch g {
-	case "authorization_code", "refresh_token", "client_credentials":
-		return true
-	}
-	return false
 }

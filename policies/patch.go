@@ -35,7 +35,7 @@ func ApplyPatch(p Policy, patch []byte) (Policy, error) {
 		return p.clone(), errs.Err()
 	}
 	out := p.clone()
-	patchObject(reflect.ValueOf(&out).Elem(), obj, "", &errs)
+	patchSections(&out, obj, &errs)
 	if err := errs.Err(); err != nil {
 		return p.clone(), err
 	}
@@ -83,16 +83,16 @@ func MergeOverlay(overlay json.RawMessage, patch []byte, result Policy) (json.Ra
 	obj, ok := rootObject(patch, &errs)
 	var leaves [][]string
 	if ok {
-		touchedObject(reflect.TypeFor[Policy](), obj, nil, &leaves, &errs)
+		touchedSections(obj, &leaves, &errs)
 	}
 	if err := errs.Err(); err != nil {
 		return nil, fmt.Errorf("merge policy patch into overlay: %w", err)
 	}
 
-	rv := reflect.ValueOf(result)
 	for _, leaf := range leaves {
-		v := rv
-		for _, name := range leaf {
+		s, _ := sectionByKey(leaf[0])
+		v := s.Field(&result)
+		for _, name := range leaf[1:] {
 			i, _ := fieldIndex(v.Type(), name)
 			v = v.Field(i)
 		}
@@ -135,6 +135,18 @@ func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
 		return nil, false
 	}
 	return obj, true
+}
+
+// patchSections merges the top level of a patch, whose keys are sections.
+func patchSections(dst *Policy, obj map[string]json.RawMessage, errs *fielderr.Error) {
+	for _, name := range sortedKeys(obj) {
+		s, ok := sectionByKey(name)
+		if !ok {
+			errs.Add(name, "unknown key: the policy's sections are %s", sectionList())
+			continue
+		}
+		patchValue(s.Field(dst), obj[name], name, errs)
+	}
 }
 
 // patchObject merges obj into the struct dst, which must be addressable.
@@ -240,6 +252,18 @@ func plural(a string) string {
 		return "integers"
 	default:
 		return a
+	}
+}
+
+// touchedSections lists the leaf paths the top level of a patch sets.
+func touchedSections(obj map[string]json.RawMessage, out *[][]string, errs *fielderr.Error) {
+	for _, name := range sortedKeys(obj) {
+		s, ok := sectionByKey(name)
+		if !ok {
+			errs.Add(name, "unknown key: the policy's sections are %s", sectionList())
+			continue
+		}
+		touchedValue(s.Type, obj[name], []string{name}, out, errs)
 	}
 }
 

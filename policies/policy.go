@@ -2,7 +2,6 @@ package policies
 
 import (
 	"encoding/json"
-	"slices"
 	"time"
 )
 
@@ -33,9 +32,11 @@ const (
 	ReasonIdleTimeout     = "idle_timeout"
 )
 
-// Policy is the whole policy document. The global policy is Defaults ⊕
-// config.toml ⊕ the admins' overlay; an application that customizes its
-// rules holds its own copy.
+// Policy is the whole policy document, one field per section; Sections
+// lists them, and a field missing there fails the tests. The global policy
+// is Defaults ⊕ config.toml ⊕ the admins' overlay. An application keeps its
+// own copy of each section it customizes and follows the global policy live
+// in the others (see ClientPolicy).
 type Policy struct {
 	Token   Token   `json:"token" toml:"token"`
 	Session Session `json:"session" toml:"session"`
@@ -125,33 +126,43 @@ type Session struct {
 }
 
 // Defaults returns the built-in policy, the base everything else is layered
-// on. It returns a fresh value each time, so callers may modify it.
+// on: every section's defaults (see Sections). It returns a fresh value each
+// time, so callers may modify it.
 func Defaults() Policy {
-	return Policy{
-		Token: Token{
-			AccessTokenTTL:       Duration(15 * time.Minute),
-			IDTokenTTL:           Duration(time.Hour),
-			AuthorizationCodeTTL: Duration(10 * time.Minute),
-			RefreshTokenTTL:      Duration(168 * time.Hour),
-			Format:               FormatOpaque,
-		},
-		Session: Session{
-			OnLimit:                    OnLimitEvictOldest,
-			Cookie:                     CookieLifetime{Duration: Duration(336 * time.Hour)},
-			InvalidateOnPasswordChange: true,
-			ReauthFor:                  []string{ActionPasswordChange, ActionMFARemoval},
-		},
+	var p Policy
+	for _, s := range Sections() {
+		s.Field(&p).Set(s.defaults())
+	}
+	return p
+}
+
+func defaultToken() Token {
+	return Token{
+		AccessTokenTTL:       Duration(15 * time.Minute),
+		IDTokenTTL:           Duration(time.Hour),
+		AuthorizationCodeTTL: Duration(10 * time.Minute),
+		RefreshTokenTTL:      Duration(168 * time.Hour),
+		Format:               FormatOpaque,
+	}
+}
+
+func defaultSession() Session {
+	return Session{
+		OnLimit:                    OnLimitEvictOldest,
+		Cookie:                     CookieLifetime{Duration: Duration(336 * time.Hour)},
+		InvalidateOnPasswordChange: true,
+		ReauthFor:                  []string{ActionPasswordChange, ActionMFARemoval},
 	}
 }
 
 // Canonical is p's deterministic JSON form, for comparing policies byte for
 // byte (an invalid patch must leave the effective policy identical) and for
-// storing snapshots. A nil and an empty reauth_for mean the same and encode
-// the same.
+// storing snapshots. A nil and an empty list (reauth_for) mean the same and
+// encode the same.
 func (p Policy) Canonical() []byte {
 	p = p.clone()
-	if p.Session.ReauthFor == nil {
-		p.Session.ReauthFor = []string{}
+	for _, s := range Sections() {
+		emptyNotNil(s.Field(&p))
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -162,9 +173,16 @@ func (p Policy) Canonical() []byte {
 	return b
 }
 
-// clone returns a copy of p that shares no memory with it, so that nothing
-// returned by this package can alias a caller's slices.
+// Clone returns a copy of p that shares no memory with it: changing a list
+// in the copy leaves p alone.
+func (p Policy) Clone() Policy { return p.clone() }
+
+// clone copies every section deeply, so that nothing returned by this
+// package can alias a caller's slices, whatever fields sections gain.
 func (p Policy) clone() Policy {
-	p.Session.ReauthFor = slices.Clone(p.Session.ReauthFor)
+	for _, s := range Sections() {
+		f := s.Field(&p)
+		f.Set(deepCopy(f))
+	}
 	return p
 }

@@ -27,10 +27,14 @@ const (
 // that are otherwise valid.
 func (p Policy) Validate() (warnings []fielderr.Field, err error) {
 	v := validator{}
-	p.Token.validate(&v)
-	p.Session.validate(&v)
-	// The absolute timeout is judged against the access lifetime, so it
-	// needs both sections.
+	for _, s := range Sections() {
+		s.validate(p, &v)
+	}
+	// Rules that need more than one section follow. An application that
+	// customizes some sections is judged with the live global values of
+	// the others, so such a rule is best a warning; the policy store
+	// refuses a global change that would make an application's mix fail
+	// one. The absolute timeout is judged against the access lifetime.
 	if abs, access := p.Session.AbsoluteTimeout, p.Token.AccessTokenTTL; abs > 0 && access > 0 && abs < access {
 		v.warn("session.absolute_timeout", "%s is shorter than token.access_token_ttl (%s), so every access token is cut short; use at least the access token lifetime, typically 8h to 720h", abs, access)
 	}

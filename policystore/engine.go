@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -50,10 +51,14 @@ type Engine struct {
 	snap   atomic.Pointer[snapshot]
 }
 
+// snapshot is one loaded policy version. Every customized application's
+// effective policy is worked out when the snapshot is built, so that For, on
+// the token endpoint's path, is one map lookup; a global change builds a new
+// snapshot, which is how it reaches the sections applications left alone.
 type snapshot struct {
 	version int64
 	global  policies.Policy
-	clients map[string]policies.Policy
+	clients map[string]policies.ClientPolicy
 }
 
 // New loads the stored policies on top of base (the defaults with
@@ -69,23 +74,30 @@ func New(ctx context.Context, store Store, base policies.Policy, rec Recorder, l
 // Global is the effective global policy.
 func (e *Engine) Global() policies.Policy { return e.snap.Load().global }
 
-// For is the policy that judges requests for clientID: its own when it
-// customizes its rules, the global one otherwise.
+// For is the policy that judges requests for clientID, section by section:
+// its own for the sections it customizes, the global one for the others.
 func (e *Engine) For(clientID string) policies.Policy {
 	s := e.snap.Load()
-	if p, ok := s.clients[clientID]; ok {
-		return p
+	if c, ok := s.clients[clientID]; ok {
+		return c.Effective
 	}
 	return s.global
 }
 
-// Client reports whether clientID customizes its rules, and its policy.
+// Client reports whether clientID customizes any section, and its policy.
 func (e *Engine) Client(clientID string) (customized bool, p policies.Policy) {
+	sections, p := e.ClientSections(clientID)
+	return len(sections) > 0, p
+}
+
+// ClientSections lists the sections clientID customizes, in document order
+// (empty, never nil, when none), and its policy.
+func (e *Engine) ClientSections(clientID string) (sections []string, p policies.Policy) {
 	s := e.snap.Load()
-	if p, ok := s.clients[clientID]; ok {
-		return true, p
+	if c, ok := s.clients[clientID]; ok {
+		return slices.Clone(c.Customized), c.Effective
 	}
-	return false, s.global
+	return []string{}, s.global
 }
 
 // Version is the policy version this instance has loaded.
@@ -106,7 +118,7 @@ func (e *Engine) reload(ctx context.Context, force bool) error {
 	if err != nil {
 		return err
 	}
-	s := &snapshot{version: version, global: e.base, clients: map[string]policies.Policy{}}
+	s := &snapshot{version: version, global: e.base, clients: map[string]policies.ClientPolicy{}}
 	for _, d := range docs {
 		if d.Scope == storage.PolicyScopeGlobal {
 			g, err := policies.Overlay(e.base, json.RawMessage(d.Document))
@@ -121,14 +133,23 @@ func (e *Engine) reload(ctx context.Context, force bool) error {
 		if !ok {
 			continue
 		}
-		p, err := policies.ApplyPatch(policies.Defaults(), []byte(d.Document))
+		c, err := policies.ResolveClient(s.global, json.RawMessage(d.Document))
 		if err != nil {
 			// A stored document this version cannot read must not take the
 			// server down; the application falls back to the global rules.
 			e.logger.Error("unreadable application policy; using the global policy", "client_id", id, "err", err.Error())
 			continue
 		}
-		s.clients[id] = p
+		if !c.IsCustomized() {
+			continue
+		}
+		if _, err := c.Effective.Validate(); err != nil {
+			// Only a change outside the API (config.toml, an upgrade with
+			// stricter rules) gets here: the API refuses to store it.
+			e.logger.Error("invalid application policy; using the global policy", "client_id", id, "customized_sections", c.Customized, "err", err.Error())
+			continue
+		}
+		s.clients[id] = c
 	}
 	e.snap.Store(s)
 	return nil
@@ -136,7 +157,11 @@ func (e *Engine) reload(ctx context.Context, force bool) error {
 
 // Change is the outcome of a successful patch.
 type Change struct {
+	// Customized reports whether the application customizes any section
+	// after the change, and Sections which, in document order; both are
+	// empty for a global change.
 	Customized bool
+	Sections   []string
 	Policy     policies.Policy
 	Warnings   []fielderr.Field
 	// Revoked counts tokens revoked because revoke_on_change was set and a
@@ -144,9 +169,11 @@ type Change struct {
 	Revoked int64
 }
 
-// PatchGlobal applies a JSON merge patch to the global policy. An invalid
-// patch or result changes nothing and returns an error wrapping ErrInvalid
-// and a *fielderr.Error.
+// PatchGlobal applies a JSON merge patch to the global policy. It reaches
+// every section an application does not customize. An invalid patch or
+// result — including one that would leave an application's mix of own and
+// global sections invalid — changes nothing and returns an error wrapping
+// ErrInvalid and a *fielderr.Error.
 func (e *Engine) PatchGlobal(ctx context.Context, actor string, patch []byte) (*Change, error) {
 	var ch *Change
 	err := e.store.InTx(ctx, func(ctx context.Context) error {
@@ -167,6 +194,9 @@ func (e *Engine) PatchGlobal(ctx context.Context, actor string, patch []byte) (*
 		}
 		after, warnings, err := patchAndValidate(before, patch)
 		if err != nil {
+			return err
+		}
+		if err := e.checkClients(ctx, before, after); err != nil {
 			return err
 		}
 		newOverlay, err := policies.MergeOverlay(overlay, patch, after)
@@ -191,18 +221,17 @@ func (e *Engine) PatchGlobal(ctx context.Context, actor string, patch []byte) (*
 	return ch, e.reload(ctx, true)
 }
 
-// PatchClient changes an application's rules. The patch is a JSON object
-// whose "customized" member (optional) switches customization: true
-// snapshots the current global policy into the application, false returns
-// it to the global rules. Its other members patch the application's own
-// policy, which requires customization.
+// PatchClient changes an application's rules; policies.PatchClient
+// describes the patch. In short: {"customized": true|false} customizes every
+// section or none, {"customized_sections": [...]} exactly those listed, and
+// section members ({"token": {...}}) change the application's own values,
+// customizing that section first — a snapshot of the current global
+// section — if it was not. The result is validated as the whole policy the
+// application will have; a refused patch changes nothing and returns an
+// error wrapping ErrInvalid and a *fielderr.Error.
 func (e *Engine) PatchClient(ctx context.Context, actor, clientID string, patch []byte) (*Change, error) {
-	customize, rest, err := splitCustomized(patch)
-	if err != nil {
-		return nil, err
-	}
 	var ch *Change
-	err = e.store.InTx(ctx, func(ctx context.Context) error {
+	err := e.store.InTx(ctx, func(ctx context.Context) error {
 		if _, err := e.store.Client(ctx, clientID); err != nil {
 			return err
 		}
@@ -214,54 +243,92 @@ func (e *Engine) PatchClient(ctx context.Context, actor, clientID string, patch 
 		if err != nil {
 			return err
 		}
-		before, wasCustom := global, false
+		var doc json.RawMessage
 		switch d, err := e.store.PolicyDocument(ctx, scope); {
 		case errors.Is(err, storage.ErrNotFound):
 		case err != nil:
 			return err
 		default:
-			if before, err = policies.ApplyPatch(policies.Defaults(), []byte(d.Document)); err != nil {
-				return err
-			}
-			wasCustom = true
+			doc = json.RawMessage(d.Document)
 		}
-		custom := wasCustom
-		if customize != nil {
-			custom = *customize
+		before, unreadable := policies.ResolveClient(global, doc)
+		if unreadable != nil {
+			// The application runs on the global rules (see reload); an
+			// administrator may still confirm that, but not build on a
+			// document this version cannot read.
+			before = policies.ClientPolicy{Customized: []string{}, Effective: global}
 		}
-		if !custom {
-			if rest != nil {
-				return invalid("customized", "must be true to change an application's own rules")
-			}
-			if err := e.store.DeletePolicyDocument(ctx, scope); err != nil {
-				return err
-			}
-			ch = &Change{Customized: false, Policy: global}
-			return e.audit(ctx, actor, scope, clientID, before, global, ch)
+		after, err := policies.PatchClient(global, before, patch)
+		if err != nil {
+			return wrapInvalid(err)
 		}
-		after, warnings := before, []fielderr.Field(nil)
-		if rest != nil {
-			if after, warnings, err = patchAndValidate(before, rest); err != nil {
-				return err
-			}
+		if unreadable != nil && after.IsCustomized() {
+			return fmt.Errorf("client %s: %w", clientID, unreadable)
 		}
-		doc := after.Canonical()
-		if err := e.store.PutPolicyDocument(ctx, &storage.PolicyDocument{Scope: scope, Document: string(doc), UpdatedBy: actor}); err != nil {
+		warnings, err := after.Effective.Validate()
+		if err != nil {
+			return wrapInvalid(err)
+		}
+		if after.IsCustomized() {
+			err = e.store.PutPolicyDocument(ctx, &storage.PolicyDocument{Scope: scope, Document: string(after.Document()), UpdatedBy: actor})
+		} else {
+			err = e.store.DeletePolicyDocument(ctx, scope)
+		}
+		if err != nil {
 			return err
 		}
-		ch = &Change{Customized: true, Policy: after, Warnings: warnings}
-		if after.Token.RevokeOnChange && policies.LifetimesChanged(before, after) {
+		ch = &Change{Customized: after.IsCustomized(), Sections: after.Customized, Policy: after.Effective, Warnings: warnings}
+		// Returning sections to the global policy can change lifetimes as
+		// much as editing them, so it revokes alike.
+		if after.Effective.Token.RevokeOnChange && policies.LifetimesChanged(before.Effective, after.Effective) {
 			if ch.Revoked, err = e.store.RevokeTokens(ctx, storage.TokenFilter{ClientID: clientID}); err != nil {
 				return err
 			}
 		}
-		return e.audit(ctx, actor, scope, clientID, before, after, ch)
+		return e.auditClient(ctx, actor, scope, clientID, before, after, ch)
 	})
 	if err != nil {
 		return nil, err
 	}
 	e.logWarnings(ctx, actor, ch)
 	return ch, e.reload(ctx, true)
+}
+
+// checkClients refuses a global change that would leave an application
+// that customizes some sections with an invalid policy: its other sections
+// follow the global ones, and a rule spanning sections could fail on the
+// mix. An application whose policy the change does not move, or was
+// invalid already, is not the change's doing and does not block it.
+func (e *Engine) checkClients(ctx context.Context, before, after policies.Policy) error {
+	docs, err := e.store.PolicyDocuments(ctx)
+	if err != nil {
+		return err
+	}
+	var errs fielderr.Error
+	for _, d := range docs {
+		id, ok := strings.CutPrefix(d.Scope, "client:")
+		if !ok {
+			continue
+		}
+		was, err1 := policies.ResolveClient(before, json.RawMessage(d.Document))
+		now, err2 := policies.ResolveClient(after, json.RawMessage(d.Document))
+		if err1 != nil || err2 != nil || bytes.Equal(was.Effective.Canonical(), now.Effective.Canonical()) {
+			continue
+		}
+		if _, err := was.Effective.Validate(); err != nil {
+			continue
+		}
+		_, err := now.Effective.Validate()
+		if fe, ok := fielderr.As(err); ok {
+			for _, f := range fe.Fields {
+				errs.Add(f.Field, "application %q customizes %s and would be left with an invalid policy: %s", id, strings.Join(now.Customized, ", "), f.Message)
+			}
+		}
+	}
+	if err := errs.Err(); err != nil {
+		return wrapInvalid(err)
+	}
+	return nil
 }
 
 // logWarnings puts values outside the recommended ranges in the log too,
@@ -298,14 +365,30 @@ func patchAndValidate(before policies.Policy, patch []byte) (policies.Policy, []
 }
 
 func (e *Engine) audit(ctx context.Context, actor, scope, clientID string, before, after policies.Policy, ch *Change) error {
-	if e.rec == nil {
-		return nil
-	}
-	details := map[string]any{
+	return e.record(ctx, actor, scope, clientID, map[string]any{
 		"scope":      scope,
 		"customized": ch.Customized,
 		"before":     json.RawMessage(before.Canonical()),
 		"after":      json.RawMessage(after.Canonical()),
+	}, ch)
+}
+
+// auditClient records an application's change with the sections it
+// customized before and after, besides its whole policy before and after.
+func (e *Engine) auditClient(ctx context.Context, actor, scope, clientID string, before, after policies.ClientPolicy, ch *Change) error {
+	return e.record(ctx, actor, scope, clientID, map[string]any{
+		"scope":                      scope,
+		"customized":                 ch.Customized,
+		"customized_sections":        after.Customized,
+		"customized_sections_before": before.Customized,
+		"before":                     json.RawMessage(before.Effective.Canonical()),
+		"after":                      json.RawMessage(after.Effective.Canonical()),
+	}, ch)
+}
+
+func (e *Engine) record(ctx context.Context, actor, scope, clientID string, details map[string]any, ch *Change) error {
+	if e.rec == nil {
+		return nil
 	}
 	if ch.Revoked > 0 {
 		details["tokens_revoked"] = ch.Revoked
@@ -319,36 +402,6 @@ func (e *Engine) audit(ctx context.Context, actor, scope, clientID string, befor
 	})
 }
 
-// splitCustomized takes the "customized" member out of a client patch.
-func splitCustomized(patch []byte) (*bool, []byte, error) {
-	var obj map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(patch))
-	if err := dec.Decode(&obj); err != nil || obj == nil {
-		return nil, nil, invalid("", "the patch must be a JSON object")
-	}
-	var customize *bool
-	if raw, ok := obj["customized"]; ok {
-		var b bool
-		if err := json.Unmarshal(raw, &b); err != nil {
-			return nil, nil, invalid("customized", "must be true or false")
-		}
-		customize = &b
-		delete(obj, "customized")
-	}
-	if len(obj) == 0 {
-		return customize, nil, nil
-	}
-	rest, err := json.Marshal(obj)
-	if err != nil {
-		return nil, nil, fmt.Errorf("re-encode patch: %w", err)
-	}
-	return customize, rest, nil
-}
-
-func invalid(field, msg string) error {
-	return wrapInvalid(fielderr.New(field, "%s", msg))
-}
-
 func wrapInvalid(err error) error {
 	return fmt.Errorf("%w: %w", ErrInvalid, err)
 }
@@ -359,8 +412,8 @@ func wrapInvalid(err error) error {
 func (e *Engine) MaxSignedLifetime() time.Duration {
 	s := e.snap.Load()
 	longest := signedLifetime(s.global)
-	for _, p := range s.clients {
-		longest = max(longest, signedLifetime(p))
+	for _, c := range s.clients {
+		longest = max(longest, signedLifetime(c.Effective))
 	}
 	return longest
 }

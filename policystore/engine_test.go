@@ -221,7 +221,17 @@ func TestInvalidPatchesChangeNothing(t *testing.T) {
 		{"client: both refresh modes", true, `{"token":{"refresh_window":"1h"}}`, "token.refresh_window"},
 		{"client: refresh below access", true, `{"token":{"refresh_token_ttl":"1m"}}`, "token.refresh_token_ttl"},
 		{"client: customized not a bool", true, `{"customized":"yes"}`, "customized"},
+		{"client: customized null", true, `{"customized":null}`, "customized"},
 		{"client: off with rules", true, `{"customized":false,"token":{"access_token_ttl":"5m"}}`, "customized"},
+		{"client: sections not a list", true, `{"customized_sections":"token"}`, "customized_sections"},
+		{"client: sections null", true, `{"customized_sections":null}`, "customized_sections"},
+		{"client: unknown section", true, `{"customized_sections":["token","tokens"]}`, "customized_sections[1]"},
+		{"client: section not a string", true, `{"customized_sections":[1]}`, "customized_sections[0]"},
+		{"client: section twice", true, `{"customized_sections":["session","session"]}`, "customized_sections[1]"},
+		{"client: both switches", true, `{"customized":true,"customized_sections":["token"]}`, "customized_sections"},
+		{"client: changing a section left out", true, `{"customized_sections":["session"],"token":{"access_token_ttl":"5m"}}`, "customized_sections"},
+		{"client: unknown section key", true, `{"tokens":{}}`, "tokens"},
+		{"client: invalid rules with the switch", true, `{"customized_sections":["token"],"token":{"format":"xml"}}`, "token.format"},
 	}
 	eachBackend(t, func(t *testing.T, url string, clk *storagetest.Clock) {
 		in := open(t, url, clk, policies.Defaults())
@@ -288,11 +298,11 @@ func TestClientCustomization(t *testing.T) {
 		if custom, p := in.eng.Client("app"); custom || !bytes.Equal(p.Canonical(), in.eng.Global().Canonical()) {
 			t.Fatalf("new client: Client() = %v %s, want the global rules", custom, p.Canonical())
 		}
-		// Without customization an application's rules cannot be patched.
+		// Turning customization off and changing rules at once is refused.
 		version := storedVersion(t, in.store)
-		_, err := in.eng.PatchClient(ctx, "admin-1", "app", []byte(`{"token":{"access_token_ttl":"20m"}}`))
+		_, err := in.eng.PatchClient(ctx, "admin-1", "app", []byte(`{"customized":false,"token":{"access_token_ttl":"20m"}}`))
 		if fe, ok := fielderr.As(err); !errors.Is(err, policystore.ErrInvalid) || !ok || fe.Fields[0].Field != "customized" {
-			t.Fatalf("patching a non-customized client: err = %v, want ErrInvalid naming customized", err)
+			t.Fatalf("customized false with rules: err = %v, want ErrInvalid naming customized", err)
 		}
 		if custom, _ := in.eng.Client("app"); custom || storedVersion(t, in.store) != version {
 			t.Fatal("a refused client patch customized the client or bumped the version")
@@ -640,11 +650,12 @@ func TestEveryChangeIsAudited(t *testing.T) {
 			customized    bool
 			before, after policies.Policy
 			warned        bool
+			sections      string // customized_sections before → after; "" for a global change
 		}{ // newest first
-			{"app", "client:app", false, a1, g1, false},
-			{"app", "client:app", true, g1, a1, true},
-			{"app", "client:app", true, g1, g1, false},
-			{"", "global", false, g0, g1, false},
+			{"app", "client:app", false, a1, g1, false, "[token session] → []"},
+			{"app", "client:app", true, g1, a1, true, "[token session] → [token session]"},
+			{"app", "client:app", true, g1, g1, false, "[] → [token session]"},
+			{"", "global", false, g0, g1, false, ""},
 		}
 		if len(events) != len(want) {
 			t.Fatalf("%d policy.changed events, want %d: %+v", len(events), len(want), events)
@@ -662,6 +673,13 @@ func TestEveryChangeIsAudited(t *testing.T) {
 			}
 			if got := decodePolicy(t, e.Details["after"]).Canonical(); !bytes.Equal(got, w.after.Canonical()) {
 				t.Errorf("event %d: after = %s\nwant %s", i, got, w.after.Canonical())
+			}
+			if w.sections != "" {
+				if got := fmt.Sprintf("%v → %v", e.Details["customized_sections_before"], e.Details["customized_sections"]); got != w.sections {
+					t.Errorf("event %d: customized_sections %s, want %s", i, got, w.sections)
+				}
+			} else if _, ok := e.Details["customized_sections"]; ok {
+				t.Errorf("event %d: a global change has customized_sections", i)
 			}
 			if _, warned := e.Details["warnings"]; warned != w.warned {
 				t.Errorf("event %d: warnings present %v, want %v", i, warned, w.warned)

@@ -105,9 +105,10 @@ func (a *adminAPI) get(path string) []byte {
 // policyView is the body of GET and PATCH on /admin/policies and
 // /admin/clients/{id}/policies.
 type policyView struct {
-	Customized    bool            `json:"customized"`
-	Policy        policies.Policy `json:"policy"`
-	TokensRevoked int64           `json:"tokens_revoked"`
+	Customized         bool            `json:"customized"`
+	CustomizedSections []string        `json:"customized_sections"`
+	Policy             policies.Policy `json:"policy"`
+	TokensRevoked      int64           `json:"tokens_revoked"`
 }
 
 func decodeView(t testing.TB, body []byte) policyView {
@@ -553,6 +554,80 @@ func TestPolicyPerApplication(t *testing.T) {
 	})
 }
 
+// TestPolicyPerSectionCustomization: an application that customizes its
+// token rules only keeps them through a global token change, and a later
+// global session change reaches it, on every entry point that asks.
+func TestPolicyPerSectionCustomization(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dbURL string) {
+		f := newFixture(t, dbURL, true)
+		otherSecret := f.createClient(oauth.ClientSpec{ID: "other", GrantTypes: []string{"client_credentials"}, Scopes: []string{"profile"}, SkipConsent: true})
+		adm := f.admin()
+		const app = "/admin/clients/webapp/policies"
+		lifetime := func(id, secret string) time.Duration {
+			t.Helper()
+			cc := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: f.conf.Endpoint.TokenURL}
+			tok, err := cc.Token(context.Background())
+			if err != nil {
+				t.Fatalf("client credentials for %s: %v", id, err)
+			}
+			return time.Duration(expiresIn(t, tok)) * time.Second
+		}
+		about := func(got, want time.Duration) bool { return got > want-3*time.Second && got <= want }
+
+		// Changing the token rules of an application that customizes
+		// nothing customizes token only.
+		view := decodeView(t, adm.patch(app, `{"token":{"access_token_ttl":"12m"}}`))
+		if !view.Customized || !slices.Equal(view.CustomizedSections, []string{"token"}) {
+			t.Fatalf("PATCH token rules: customized %v sections %q, want true [token]", view.Customized, view.CustomizedSections)
+		}
+
+		adm.patch("/admin/policies", `{"token":{"access_token_ttl":"5m"},"session":{"max_concurrent":1,"on_limit":"evict_oldest"}}`)
+		view = decodeView(t, adm.get(app))
+		if !view.Customized || !slices.Equal(view.CustomizedSections, []string{"token"}) {
+			t.Errorf("GET: customized %v sections %q, want true [token]", view.Customized, view.CustomizedSections)
+		}
+		if view.Policy.Token.AccessTokenTTL.D() != 12*time.Minute || view.Policy.Session.MaxConcurrent != 1 || view.Policy.Session.OnLimit != policies.OnLimitEvictOldest {
+			t.Errorf("GET: access %s, max_concurrent %d %s; want the app's 12m and the global 1 evict_oldest",
+				view.Policy.Token.AccessTokenTTL, view.Policy.Session.MaxConcurrent, view.Policy.Session.OnLimit)
+		}
+
+		// The global token change does not reach the application; it does
+		// reach another one.
+		if got := lifetime(f.clientID, f.secret); !about(got, 12*time.Minute) {
+			t.Errorf("customized app's access lifetime %s after a global token change, want its own 12m", got)
+		}
+		if got := lifetime("other", otherSecret); !about(got, 5*time.Minute) {
+			t.Errorf("other app's access lifetime %s, want the global 5m", got)
+		}
+		// The global session change does: a second sign-in through the
+		// application ends the first.
+		signedIn := func(b *browser) bool {
+			t.Helper()
+			resp, _ := b.get(f.conf.AuthCodeURL("state-abcdefgh", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+			return resp.Request.URL.Path != "/login"
+		}
+		first, second := f.browser(), f.browser()
+		tok := f.login(first, "alice", alicePass)
+		if got := expiresIn(t, tok); got < 718 || got > 720 {
+			t.Errorf("authorization code grant for the app: expires_in = %d, want its own 720", got)
+		}
+		f.login(second, "alice", alicePass)
+		if signedIn(first) || !signedIn(second) {
+			t.Errorf("after a second sign-in under the global max_concurrent 1: first signed in %v, second %v; want false true", signedIn(first), signedIn(second))
+		}
+
+		// Returning token to the global rules (keeping the list otherwise
+		// empty) makes the global token lifetime reach the app too.
+		view = decodeView(t, adm.patch(app, `{"customized_sections":[]}`))
+		if view.Customized || len(view.CustomizedSections) != 0 || view.CustomizedSections == nil {
+			t.Errorf("customized_sections []: customized %v sections %v, want false []", view.Customized, view.CustomizedSections)
+		}
+		if got := lifetime(f.clientID, f.secret); !about(got, 5*time.Minute) {
+			t.Errorf("app's access lifetime %s after un-customizing, want the global 5m", got)
+		}
+	})
+}
+
 func TestRevokeOnChangeThroughTheAPI(t *testing.T) {
 	f := newFixture(t, storagetest.SQLiteURL(t), true)
 	adm := f.admin()
@@ -827,7 +902,10 @@ func TestInvalidPolicyPatchesChangeNothing(t *testing.T) {
 		{"both refresh modes", "/admin/policies", `{"token":{"refresh_window":"1h"}}`, "token.refresh_window"},
 		{"unknown on_limit", "/admin/policies", `{"session":{"on_limit":"drop"}}`, "session.on_limit"},
 		{"valid key with an invalid one", "/admin/policies", `{"token":{"id_token_ttl":"5m","access_token_ttl":"-1m"}}`, "token.access_token_ttl"},
-		{"app rules without customizing", "/admin/clients/webapp/policies", `{"token":{"access_token_ttl":"5m"}}`, "customized"},
+		{"app rules with customized false", "/admin/clients/webapp/policies", `{"customized":false,"token":{"access_token_ttl":"5m"}}`, "customized"},
+		{"app rules of a section left out", "/admin/clients/webapp/policies", `{"customized_sections":["session"],"token":{"access_token_ttl":"5m"}}`, "customized_sections"},
+		{"unknown section to customize", "/admin/clients/webapp/policies", `{"customized_sections":["tokens"]}`, "customized_sections[0]"},
+		{"invalid app rules", "/admin/clients/webapp/policies", `{"token":{"refresh_token_ttl":"1m"}}`, "token.refresh_token_ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -70,6 +70,12 @@ func testConfig(dbURL string) *config.Config {
 // start runs a server for dbURL on a fresh loopback listener.
 func start(t testing.TB, dbURL string, clock *testClock, mutate ...func(*config.Config)) *instance {
 	t.Helper()
+	return startWithHooks(t, dbURL, clock, nil, mutate...)
+}
+
+// startWithHooks is start for a program that adds its own sign-in steps.
+func startWithHooks(t testing.TB, dbURL string, clock *testClock, hooks []authn.Hook, mutate ...func(*config.Config)) *instance {
+	t.Helper()
 	ts := httptest.NewUnstartedServer(http.NotFoundHandler())
 	issuer := "http://" + ts.Listener.Addr().String()
 	cfg := testConfig(dbURL)
@@ -84,7 +90,7 @@ func start(t testing.TB, dbURL string, clock *testClock, mutate ...func(*config.
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: logger, Now: clock.Now})
+	srv, err := server.New(context.Background(), cfg, server.Options{Logger: logger, Now: clock.Now, LoginHooks: hooks})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

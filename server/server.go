@@ -38,6 +38,9 @@ type Options struct {
 	// changes made through another instance take effect (default 1s, which
 	// keeps propagation well within two seconds).
 	ReloadInterval time.Duration
+	// LoginHooks are an embedding program's own sign-in steps, run on every
+	// sign-in in the phase each names (see authn.Hook).
+	LoginHooks []authn.Hook
 }
 
 // Server is one Portcullis instance.
@@ -53,6 +56,7 @@ type Server struct {
 	metrics  *Metrics
 	handler  http.Handler
 	reload   time.Duration
+	hooks    []authn.Hook
 }
 
 // OpenStore opens (and, unless disabled, migrates) the configured database
@@ -161,7 +165,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, now: opts.Now, store: store, metrics: NewMetrics(), reload: opts.ReloadInterval}
+	s := &Server{cfg: cfg, logger: logger, now: opts.Now, store: store, metrics: NewMetrics(), reload: opts.ReloadInterval, hooks: opts.LoginHooks}
 	if err := s.build(ctx, secrets); err != nil {
 		_ = store.Close()
 		return nil, err
@@ -209,29 +213,35 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	}
 	sessions := authn.NewSessions(s.store, s.store, authn.SessionConfig{
 		CookieName: cfg.Session.CookieName,
-		// Browser sessions are shared by every application (single sign-on),
-		// so the global session policy governs them.
-		Policy:   func() policies.Session { return s.policies.Global().Session },
+		// Browser sessions are shared by every application (single sign-on):
+		// the global session policy governs them, and the application signed
+		// in to decides admission (see authn.SessionConfig.Policy).
+		Policy:   func(clientID string) policies.Session { return s.policies.For(clientID).Session },
 		Secure:   secure,
 		ClientIP: func(r *http.Request) string { return clientIP.From(r).String() },
 		Recorder: rec,
 		Logger:   s.logger,
 	}, s.now)
-	pipeline := authn.NewPipeline(s.store, hasher, s.logger, rec)
+	pipeline := authn.NewPipeline(s.store, hasher, s.logger, rec,
+		authn.WithPolicies(s.policies.For), authn.WithClock(s.now),
+		authn.WithTransactions(s.store), authn.WithHooks(s.hooks...))
+	flows := authn.NewFlows(s.store, secure, s.now)
 
 	s.provider, err = oauth.New(oauth.Config{
-		Issuer:        cfg.Server.Issuer,
-		Policies:      s.policies,
-		SystemSecrets: secrets,
-		Audit:         rec,
-		Store:         s.store,
-		Keys:          keys,
-		Browser:       browserSessions{sessions},
-		CSRF:          csrf,
-		Templates:     tmpl,
-		Metrics:       s.metrics,
-		Logger:        s.logger,
-		Now:           s.now,
+		ScopeDescriptions: cfg.Scopes.Descriptions,
+		Issuer:            cfg.Server.Issuer,
+		Policies:          s.policies,
+		SystemSecrets:     secrets,
+		Audit:             rec,
+		Store:             s.store,
+		Keys:              keys,
+		Browser:           browserSessions{sessions},
+		Flows:             flows,
+		CSRF:              csrf,
+		Templates:         tmpl,
+		Metrics:           s.metrics,
+		Logger:            s.logger,
+		Now:               s.now,
 	})
 	if err != nil {
 		return err
@@ -241,7 +251,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	s.provider.Register(mux)
 	// The provider names the application an authorization request is for,
 	// so the login page can say whom the person is signing in to.
-	login := authn.NewLoginHandler(pipeline, sessions, csrf, tmpl, s.provider, s.logger)
+	login := authn.NewLoginHandler(pipeline, sessions, flows, csrf, tmpl, s.provider, s.logger)
 	mux.Handle("GET /login", login)
 	mux.Handle("POST /login", login)
 	password := authn.NewPasswordHandler(pipeline, sessions, s.store, csrf, tmpl, rec, s.logger)
@@ -311,6 +321,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Store is the server's storage (tests and the CLI use it).
 func (s *Server) Store() *storage.Store { return s.store }
 
+// Audit is the instance's security event recorder.
+func (s *Server) Audit() *audit.Recorder { return s.audit }
+
 // Keys is the server's signing key manager.
 func (s *Server) Keys() *oauth.KeyManager { return s.keys }
 
@@ -360,6 +373,13 @@ func (s *Server) sweepTokens(ctx context.Context) error {
 	n, err := s.store.DeleteExpiredTokens(ctx, s.now().Add(-24*time.Hour))
 	if n > 0 {
 		s.logger.Info("deleted expired tokens", "count", n)
+	}
+	if err != nil {
+		return err
+	}
+	n, err = s.store.DeleteExpiredLoginFlows(ctx, s.now())
+	if n > 0 {
+		s.logger.Info("deleted expired login flows", "count", n)
 	}
 	return err
 }

@@ -81,6 +81,10 @@ type BrowserSession struct {
 	ExpiresAt  time.Time `gorm:"column:expires_at"`
 	IP         string    `gorm:"column:ip"`
 	UserAgent  string    `gorm:"column:user_agent"`
+	// AMR and ACR say how the person proved who they are (RFC 8176
+	// methods, and the assurance level they reach).
+	AMR []string `gorm:"column:amr;serializer:json"`
+	ACR string   `gorm:"column:acr"`
 }
 
 // TableName pins the table name.
@@ -146,3 +150,29 @@ type jtiRow struct {
 }
 
 func (jtiRow) TableName() string { return "client_assertion_jtis" }
+
+// LoginFlow is one sign-in in progress (see authn). ID is random and
+// appears in the login page's URL; BrowserBinding is the SHA-256 of the
+// cookie that ties the flow to the browser that started it.
+type LoginFlow struct {
+	ID             string `gorm:"column:id;primaryKey"`
+	BrowserBinding string `gorm:"column:browser_binding"`
+	// ClientID is the application the sign-in is for ("" for none); its
+	// policy judges the attempt.
+	ClientID string `gorm:"column:client_id"`
+	// Request is the authorization request to resume, form-encoded; empty
+	// for a sign-in that returns to ReturnTo, a local path.
+	Request   string `gorm:"column:request"`
+	ReturnTo  string `gorm:"column:return_to"`
+	LoginHint string `gorm:"column:login_hint"`
+	// UserID and AMR are set when the flow completes.
+	UserID      string     `gorm:"column:user_id"`
+	AMR         []string   `gorm:"column:amr;serializer:json"`
+	CreatedAt   time.Time  `gorm:"column:created_at"`
+	ExpiresAt   time.Time  `gorm:"column:expires_at"`
+	CompletedAt *time.Time `gorm:"column:completed_at"`
+	ResumedAt   *time.Time `gorm:"column:resumed_at"`
+}
+
+// TableName pins the table name.
+func (LoginFlow) TableName() string { return "login_flows" }

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -71,7 +73,11 @@ func Open(ctx context.Context, dbURL string, opts Options) (*Store, error) {
 	switch {
 	case strings.HasPrefix(dbURL, "sqlite://"):
 		dialect = DialectSQLite
-		sqlDB, err = sql.Open("sqlite", sqliteDSN(strings.TrimPrefix(dbURL, "sqlite://")))
+		path := strings.TrimPrefix(dbURL, "sqlite://")
+		if err := createSQLiteFile(path); err != nil {
+			return nil, err
+		}
+		sqlDB, err = sql.Open("sqlite", sqliteDSN(path))
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
@@ -107,6 +113,31 @@ func Open(ctx context.Context, dbURL string, opts Options) (*Store, error) {
 		clients: newClientCache(opts.ClientCacheTTL, opts.Now), tokenQuery: tokenQuery(dialect)}, nil
 }
 
+// createSQLiteFile creates the database file, empty and readable by its
+// owner only, when it does not exist yet: SQLite would create it 0644 (less
+// the umask), world-readable, and it holds password hashes, token
+// signatures and the encrypted signing keys. SQLite gives its -wal and -shm
+// files the mode of the database file, so they follow. An existing file is
+// left as it is: its mode is the operator's choice (a group that runs
+// backups, say), and changing it behind their back would surprise more
+// than it protects.
+func createSQLiteFile(path string) error {
+	if path == "" || path == ":memory:" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("create sqlite database: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create sqlite database %s: %w", path, err)
+	}
+	return nil
+}
+
 // sqliteDSN adds the pragmas that make SQLite behave under concurrent
 // requests: BEGIN IMMEDIATE for every transaction (otherwise read-then-write
 // transactions fail at once with SQLITE_BUSY whatever the timeout), WAL, a
@@ -119,7 +150,11 @@ func sqliteDSN(path string) string {
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_time_format", "sqlite")
-	return "file:" + path + "?" + q.Encode()
+	// In a "file:" URI SQLite percent-decodes the path and ends it at "?"
+	// or "#", so those (and "%" itself) are escaped: a folder named
+	// "a#b" is still a folder.
+	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	return "file:" + escaped + "?" + q.Encode()
 }
 
 // Close releases the connection pool.

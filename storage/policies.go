@@ -9,7 +9,10 @@ import (
 )
 
 // PolicyDocument is one stored policy: the global overlay (Scope
-// PolicyScopeGlobal) or a customized client's snapshot (PolicyScopeClient).
+// PolicyScopeGlobal), or the sections a client customizes (PolicyScopeClient),
+// one JSON member per section, whole. Rows written before sections were
+// customized one by one hold every section and mean just that, so they need
+// no migration.
 type PolicyDocument struct {
 	Scope     string    `gorm:"column:scope;primaryKey"`
 	Document  string    `gorm:"column:document"`

@@ -8,6 +8,9 @@ import (
 
 // CreateBrowserSession inserts a signed-in browser session.
 func (s *Store) CreateBrowserSession(ctx context.Context, bs *BrowserSession) error {
+	if bs.AMR == nil {
+		bs.AMR = []string{}
+	}
 	return mapErr("create browser session", s.conn(ctx).Create(bs).Error)
 }
 

@@ -45,9 +45,10 @@ type App struct {
 // for no known application, and the page then just says "Sign in".
 // RecoveryURL, when set, is offered as "Forgot your password?".
 type LoginPage struct {
-	Error       string
-	Username    string
-	ReturnTo    string
+	Error    string
+	Username string
+	// Flow is the id of the login flow the form signs in to.
+	Flow        string
 	CSRFToken   string
 	App         *App
 	RecoveryURL string

@@ -27,12 +27,12 @@ func TestRenderPages(t *testing.T) {
 	}{
 		{
 			name: "login.html error",
-			data: LoginPage{Error: "Invalid username or password.", Username: "al<ice", ReturnTo: "/oauth2/auth?a=1&b=2", CSRFToken: "tok"},
+			data: LoginPage{Error: "Invalid username or password.", Username: "al<ice", Flow: "flow&id", CSRFToken: "tok"},
 			want: []string{
 				`<form method="post" action="/login"`,
 				`name="username"`, `value="al&lt;ice"`, `autocomplete="username"`,
 				`name="password"`, `type="password"`, `autocomplete="current-password"`,
-				`<input type="hidden" name="return_to" value="/oauth2/auth?a=1&amp;b=2">`,
+				`<input type="hidden" name="flow" value="flow&amp;id">`,
 				`<input type="hidden" name="csrf_token" value="tok">`,
 				`<label for="username">`, `<label for="password">`,
 				`<p class="error" role="alert" id="login-error">Invalid username or password.</p>`,
@@ -45,14 +45,14 @@ func TestRenderPages(t *testing.T) {
 		},
 		{
 			name:   "login.html minimal",
-			data:   LoginPage{ReturnTo: "/", CSRFToken: "tok"},
+			data:   LoginPage{Flow: "f1", CSRFToken: "tok"},
 			want:   []string{`<h1>Sign in</h1>`, `id="username"`, `autofocus`},
 			absent: []string{`role="alert"`, `aria-invalid`, `Forgot your password?`},
 		},
 		{
 			name: "login.html application and recovery",
 			data: LoginPage{
-				ReturnTo: "/oauth2/auth?client_id=notes", CSRFToken: "tok",
+				Flow: "f1", CSRFToken: "tok",
 				App: &App{
 					Name:      `Notes & "Co" <b>`,
 					LogoURI:   "https://notes.example/logo.png?s=48&t=1",
@@ -73,7 +73,7 @@ func TestRenderPages(t *testing.T) {
 		},
 		{
 			name: "login.html application without extras",
-			data: LoginPage{ReturnTo: "/", CSRFToken: "tok", App: &App{Name: "Notes"}},
+			data: LoginPage{Flow: "f1", CSRFToken: "tok", App: &App{Name: "Notes"}},
 			want: []string{`Sign in to continue to Notes`},
 			absent: []string{
 				`<img class="app-logo"`, `class="app-links"`, `Privacy policy`, `Terms of service`, `Forgot your password?`,

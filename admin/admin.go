@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/authn"
 	"github.com/portcullis/portcullis/fielderr"
 	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/oauth"
@@ -52,8 +53,8 @@ type TokenVerifier interface {
 type Config struct {
 	Store  Store
 	Tokens TokenVerifier
-	// Hasher hashes passwords and chosen client secrets; the zero value
-	// means hashing.DefaultArgon2.
+	// Hasher hashes chosen client secrets (passwords are hashed by
+	// Accounts); the zero value means hashing.DefaultArgon2.
 	Hasher hashing.Argon2
 	// Logger receives failures and a line per change; nil discards.
 	Logger *slog.Logger
@@ -63,23 +64,20 @@ type Config struct {
 	// logged and GET /admin/audit is not served (404, like any unknown
 	// path).
 	Audit *audit.Recorder
-	// ClientIP returns the address recorded with audit events; the server
-	// passes its trusted-proxy resolution. Nil means the host part of
-	// RemoteAddr.
-	ClientIP func(*http.Request) string
 	// Policies serves and changes the security policies (/admin/policies,
-	// /admin/clients/{id}/policies) and says whether an administrator's
-	// password reset ends the user's sessions. Nil leaves those routes out.
+	// /admin/clients/{id}/policies). Nil leaves those routes out.
 	Policies PolicyEngine
 	// Sessions lists and ends browser sessions and revokes tokens
-	// (/admin/users/{id}/sessions, /admin/sessions/{sid},
+	// (GET /admin/users/{id}/sessions, /admin/sessions/{sid},
 	// /admin/tokens/revoke). It must write to the same database as Store,
 	// whose transactions it joins. Nil leaves those routes out.
 	Sessions SessionStore
-	// Passwords stores an administrator's password reset
-	// (PUT /admin/users/{id}/password), which also needs Sessions and
-	// Policies. Nil leaves the route out.
-	Passwords PasswordStore
+	// Accounts creates users (POST /admin/users), resets passwords
+	// (PUT /admin/users/{id}/password) and ends everything of a user
+	// (DELETE /admin/users/{id}/sessions): the one service every password
+	// write and every such end goes through, with the server's password
+	// rules. Nil leaves those routes out.
+	Accounts AccountService
 	// Keys rotates the signing keys (POST /admin/keys/rotate). Nil leaves
 	// the route out.
 	Keys KeyRotator
@@ -109,13 +107,16 @@ type SessionStore interface {
 
 var _ SessionStore = (*storage.Store)(nil)
 
-// PasswordStore replaces a user's password hash; *storage.Store satisfies
-// it.
-type PasswordStore interface {
-	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+// AccountService is the accounts service as the admin API uses it;
+// *authn.Accounts satisfies it. It records the events of each change
+// itself, in the change's transaction.
+type AccountService interface {
+	Create(ctx context.Context, spec authn.UserSpec, actor authn.Actor) (*storage.User, error)
+	ResetPassword(ctx context.Context, userID, password string, actor authn.Actor) (*authn.Ended, error)
+	EndEverything(ctx context.Context, userID, reason string, actor authn.Actor) (authn.Ended, error)
 }
 
-var _ PasswordStore = (*storage.Store)(nil)
+var _ AccountService = (*authn.Accounts)(nil)
 
 // KeyRotator makes a new signing key; *oauth.KeyManager satisfies it. It
 // records the key.rotated event itself, in the transaction of the rotation.
@@ -149,18 +150,17 @@ type route struct {
 }
 
 type handler struct {
-	store     Store
-	tokens    TokenVerifier
-	hasher    hashing.Argon2
-	log       *slog.Logger
-	trail     *audit.Recorder
-	ip        func(*http.Request) string
-	policies  PolicyEngine
-	sessions  SessionStore
-	passwords PasswordStore
-	keys      KeyRotator
-	now       func() time.Time
-	mux       *http.ServeMux
+	store    Store
+	tokens   TokenVerifier
+	hasher   hashing.Argon2
+	log      *slog.Logger
+	trail    *audit.Recorder
+	policies PolicyEngine
+	sessions SessionStore
+	accounts AccountService
+	keys     KeyRotator
+	now      func() time.Time
+	mux      *http.ServeMux
 }
 
 // New returns the admin API handler, serving paths under /admin/. It panics
@@ -171,27 +171,23 @@ func New(cfg Config) http.Handler {
 		panic("admin.New: Config.Store and Config.Tokens are required")
 	}
 	h := &handler{
-		store:     cfg.Store,
-		tokens:    cfg.Tokens,
-		hasher:    cfg.Hasher,
-		log:       cfg.Logger,
-		trail:     cfg.Audit,
-		ip:        cfg.ClientIP,
-		policies:  cfg.Policies,
-		sessions:  cfg.Sessions,
-		passwords: cfg.Passwords,
-		keys:      cfg.Keys,
-		now:       time.Now,
-		mux:       http.NewServeMux(),
+		store:    cfg.Store,
+		tokens:   cfg.Tokens,
+		hasher:   cfg.Hasher,
+		log:      cfg.Logger,
+		trail:    cfg.Audit,
+		policies: cfg.Policies,
+		sessions: cfg.Sessions,
+		accounts: cfg.Accounts,
+		keys:     cfg.Keys,
+		now:      time.Now,
+		mux:      http.NewServeMux(),
 	}
 	if h.hasher == (hashing.Argon2{}) {
 		h.hasher = hashing.DefaultArgon2
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
-	}
-	if h.ip == nil {
-		h.ip = remoteHost
 	}
 	for _, rt := range h.routes() {
 		if rt.handle == nil {
@@ -212,7 +208,7 @@ func (h *handler) routes() []route {
 		{pattern: "GET /admin/clients", handle: h.listClients},
 		{pattern: "GET /admin/clients/{id}", handle: h.getClient},
 		{pattern: "DELETE /admin/clients/{id}", handle: h.deleteClient},
-		{pattern: "POST /admin/users", handle: h.createUser},
+		{pattern: "POST /admin/users", handle: servedIf(h.accounts != nil, h.createUser)},
 		{pattern: "GET /admin/users", handle: h.listUsers},
 		{pattern: "GET /admin/users/{id}", handle: h.getUser},
 		{pattern: "DELETE /admin/users/{id}", handle: h.deleteUser},
@@ -222,11 +218,11 @@ func (h *handler) routes() []route {
 		{pattern: "GET /admin/clients/{id}/policies", handle: servedIf(h.policies != nil, h.getClientPolicies)},
 		{pattern: "PATCH /admin/clients/{id}/policies", handle: servedIf(h.policies != nil, h.patchClientPolicies)},
 		{pattern: "GET /admin/users/{id}/sessions", handle: servedIf(h.sessions != nil, h.listUserSessions)},
-		{pattern: "DELETE /admin/users/{id}/sessions", handle: servedIf(h.sessions != nil, h.endUserSessions)},
+		{pattern: "DELETE /admin/users/{id}/sessions", handle: servedIf(h.accounts != nil, h.endUserSessions)},
 		{pattern: "DELETE /admin/sessions/{sid}", handle: servedIf(h.sessions != nil, h.endSession)},
 		{pattern: "POST /admin/tokens/revoke", handle: servedIf(h.sessions != nil, h.revokeTokens)},
 		{pattern: "POST /admin/keys/rotate", handle: servedIf(h.keys != nil, h.rotateKeys)},
-		{pattern: "PUT /admin/users/{id}/password", handle: servedIf(h.passwords != nil && h.sessions != nil && h.policies != nil, h.resetPassword)},
+		{pattern: "PUT /admin/users/{id}/password", handle: servedIf(h.accounts != nil, h.resetPassword)},
 	}
 }
 
@@ -321,6 +317,11 @@ func (h *handler) authorize(r *http.Request) (*oauth.TokenInfo, error) {
 		return nil, invalid(errors.New("empty bearer token"))
 	}
 	info, err := h.tokens.VerifyAccessToken(r.Context(), token)
+	if errors.Is(err, storage.ErrUnavailable) {
+		// The token could not be checked, which is not the same as a bad
+		// token: the caller must retry, not discard it.
+		return nil, classify(err)
+	}
 	if err != nil {
 		return nil, invalid(err)
 	}

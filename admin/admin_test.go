@@ -9,16 +9,19 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/authn"
 	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/oauth"
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/policystore"
+	"github.com/portcullis/portcullis/reqinfo"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/storage/storagetest"
 )
@@ -109,9 +112,13 @@ func newEnvWith(t *testing.T, s Store, store *storage.Store) *testEnv {
 		if e.keys, err = oauth.NewKeyManager(t.Context(), store, oauth.AlgES256, logger, time.Now, oauth.WithKeyAudit(trail)); err != nil {
 			t.Fatalf("key manager: %v", err)
 		}
-		cfg.Policies, cfg.Keys, cfg.Sessions, cfg.Passwords = e.policies, e.keys, store, store
+		cfg.Policies, cfg.Keys, cfg.Sessions = e.policies, e.keys, store
+		cfg.Accounts = authn.NewAccounts(authn.AccountsConfig{
+			Store: store, Sessions: store, Hasher: cfg.Hasher, Recorder: trail, Policies: e.policies.For,
+		})
 	} else {
-		cfg.Policies, cfg.Keys, cfg.Sessions, cfg.Passwords = brokenPolicies{}, brokenKeys{}, brokenStore{}, brokenStore{}
+		cfg.Policies, cfg.Keys, cfg.Sessions = brokenPolicies{}, brokenKeys{}, brokenStore{}
+		cfg.Accounts = authn.NewAccounts(authn.AccountsConfig{Store: brokenStore{}, Sessions: brokenStore{}, Hasher: cfg.Hasher, Recorder: trail})
 	}
 	e.handler = New(cfg)
 	return e
@@ -127,7 +134,9 @@ func newRequest(method, path, token, body string) *http.Request {
 	if body != "" {
 		r.Header.Set("Content-Type", "application/json")
 	}
-	return r
+	// The server's middleware resolves the client address; here it is
+	// httptest's peer.
+	return r.WithContext(reqinfo.With(r.Context(), reqinfo.Info{IP: netip.MustParseAddr("192.0.2.1")}))
 }
 
 // serve runs r and checks what every response must have.

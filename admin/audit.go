@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -118,9 +117,10 @@ func auditQuery(v url.Values) (audit.Query, error) {
 }
 
 // audited runs change and records e in one transaction: a change that
-// cannot be audited is not made. e gets its actor, address and outcome from
-// the request; the change's log line follows the commit, so it never
-// reports what was rolled back.
+// cannot be audited is not made. e gets its actor and outcome from the
+// request, and the recorder adds its address and device (reqinfo); the
+// change's log line follows the commit, so it never reports what was
+// rolled back.
 func (h *handler) audited(r *http.Request, who *oauth.TokenInfo, e audit.Event, change func(ctx context.Context) error) error {
 	return h.auditedAll(r, who, func(ctx context.Context) ([]audit.Event, error) {
 		return []audit.Event{e}, change(ctx)
@@ -140,7 +140,6 @@ func (h *handler) auditedAll(r *http.Request, who *oauth.TokenInfo, change func(
 		for i := range events {
 			e := &events[i]
 			e.Actor = actor(who)
-			e.IP = h.ip(r)
 			e.Outcome = audit.OutcomeSuccess
 			if e.Details == nil {
 				e.Details = map[string]any{}
@@ -188,12 +187,4 @@ func actor(who *oauth.TokenInfo) string {
 		return who.Subject
 	}
 	return who.ClientID
-}
-
-// remoteHost is the default ClientIP: the peer address, without its port.
-func remoteHost(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }

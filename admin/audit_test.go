@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -14,7 +15,9 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/authn"
 	"github.com/portcullis/portcullis/hashing"
+	"github.com/portcullis/portcullis/reqinfo"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -62,7 +65,7 @@ func openStore(t *testing.T) *storage.Store {
 
 // newAuditEnv serves the API over store (a fresh one when nil) with an
 // audit trail writing to trailStore (store when nil).
-func newAuditEnv(t *testing.T, store *storage.Store, trailStore audit.Store, tokens fakeTokens, clientIP func(*http.Request) string) *auditEnv {
+func newAuditEnv(t *testing.T, store *storage.Store, trailStore audit.Store, tokens fakeTokens, clientIP string) *auditEnv {
 	t.Helper()
 	if store == nil {
 		store = openStore(t)
@@ -77,10 +80,20 @@ func newAuditEnv(t *testing.T, store *storage.Store, trailStore audit.Store, tok
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := &auditEnv{now: auditEpoch()}
 	e.trail = audit.NewRecorder(trailStore, logger, func() time.Time { return e.now })
-	h := New(Config{
-		Store: store, Tokens: tokens, Logger: logger, Audit: e.trail, ClientIP: clientIP,
-		Hasher: hashing.Argon2{Memory: 64, Iterations: 1, Parallelism: 1},
+	cheap := hashing.Argon2{Memory: 64, Iterations: 1, Parallelism: 1}
+	var h http.Handler = New(Config{
+		Store: store, Tokens: tokens, Logger: logger, Audit: e.trail, Hasher: cheap,
+		Accounts: authn.NewAccounts(authn.AccountsConfig{Store: store, Sessions: store, Hasher: cheap, Recorder: e.trail}),
 	})
+	if clientIP != "" {
+		// As the server's middleware would resolve it behind a proxy.
+		next := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			info := reqinfo.From(r.Context())
+			info.IP = netip.MustParseAddr(clientIP)
+			next.ServeHTTP(w, r.WithContext(reqinfo.With(r.Context(), info)))
+		})
+	}
 	e.testEnv = &testEnv{handler: h, store: store, logs: logs}
 	return e
 }
@@ -101,7 +114,7 @@ func reasons(events []audit.Event) []string {
 }
 
 func TestAuditRecordsAdminChanges(t *testing.T) {
-	e := newAuditEnv(t, nil, nil, nil, nil)
+	e := newAuditEnv(t, nil, nil, nil, "")
 	rec := e.do(t, "POST", "/admin/users", adminToken, `{"username":"Carol","password":"correct horse"}`)
 	wantStatus(t, rec, http.StatusCreated)
 	userID := decode[UserView](t, rec).ID
@@ -156,7 +169,7 @@ func TestAuditActorAndAddress(t *testing.T) {
 	tokens := fakeTokens{
 		"machine": {ClientID: "provisioner", Scopes: []string{"admin"}, ExpiresAt: time.Now().Add(time.Hour)},
 	}
-	e := newAuditEnv(t, nil, nil, tokens, func(*http.Request) string { return "::ffff:203.0.113.9" })
+	e := newAuditEnv(t, nil, nil, tokens, "::ffff:203.0.113.9")
 	wantStatus(t, e.do(t, "POST", "/admin/clients", "machine", `{"client_id":"x","grant_types":["client_credentials"]}`), http.StatusCreated)
 	events, _, err := e.trail.Query(t.Context(), audit.Query{})
 	if err != nil || len(events) != 1 {
@@ -177,7 +190,7 @@ func (failingTrail) AppendAudit(context.Context, *storage.AuditEvent) error {
 
 func TestChangeNotMadeWhenAuditFails(t *testing.T) {
 	store := openStore(t)
-	e := newAuditEnv(t, store, failingTrail{store}, nil, nil)
+	e := newAuditEnv(t, store, failingTrail{store}, nil, "")
 	before := snapshot(t, store)
 	for _, call := range []struct{ method, path, body string }{
 		{"POST", "/admin/clients", `{"client_id":"x","grant_types":["client_credentials"]}`},
@@ -195,7 +208,7 @@ func TestChangeNotMadeWhenAuditFails(t *testing.T) {
 }
 
 func TestAuditEndpoint(t *testing.T) {
-	e := newAuditEnv(t, nil, nil, nil, nil)
+	e := newAuditEnv(t, nil, nil, nil, "")
 	// Events a minute apart, labelled in Reason, recorded in this order.
 	for i, ev := range []audit.Event{
 		{Reason: "a", Type: audit.TypeLoginSuccess, UserID: "u1", ClientID: "web", IP: "192.0.2.1"},
@@ -300,7 +313,7 @@ func TestAuditEndpoint(t *testing.T) {
 }
 
 func TestAuditBadInput(t *testing.T) {
-	e := newAuditEnv(t, nil, nil, nil, nil)
+	e := newAuditEnv(t, nil, nil, nil, "")
 	tests := []struct {
 		name   string
 		query  string
@@ -339,7 +352,7 @@ func TestAuditBadInput(t *testing.T) {
 }
 
 func TestAuditAuthorization(t *testing.T) {
-	e := newAuditEnv(t, nil, nil, nil, nil)
+	e := newAuditEnv(t, nil, nil, nil, "")
 	for _, tt := range []struct {
 		name, authorization string
 		status              int

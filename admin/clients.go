@@ -28,6 +28,7 @@ type ClientView struct {
 	Audience               []string `json:"audience"`
 	Public                 bool     `json:"public"`
 	SkipConsent            bool     `json:"skip_consent"`
+	Introspect             bool     `json:"introspect"`
 	// TokenEndpointAuthMethod is the method the client reports (RFC 7591
 	// metadata); TokenEndpointAuthMethods are all it is accepted with,
 	// which for a confidential client registered without a method is both
@@ -64,6 +65,7 @@ func NewClientView(c *storage.Client, secret string) ClientView {
 		Audience:                    nonNil(c.Audience),
 		Public:                      c.Public,
 		SkipConsent:                 c.SkipConsent,
+		Introspect:                  c.Introspect,
 		TokenEndpointAuthMethod:     c.GetTokenEndpointAuthMethod(),
 		TokenEndpointAuthMethods:    nonNil(c.TokenEndpointAuthMethods()),
 		TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,

@@ -12,8 +12,10 @@
 //
 // Every change is recorded in the audit trail with the acting token's
 // subject, in the transaction of the change: the policy engine and the key
-// manager record their own events, the handlers here the rest. Routes whose
-// dependency (Config.Policies, Sessions, Passwords, Keys) is missing are not
+// manager record their own events, and so does the accounts service
+// (authn.Accounts), through which user creation, password resets and ending
+// everything of a user go; the handlers here record the rest. Routes whose
+// dependency (Config.Policies, Sessions, Accounts, Keys) is missing are not
 // served.
 //
 // Handlers return errors instead of writing them: one adapter turns every

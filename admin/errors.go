@@ -78,6 +78,9 @@ func classify(err error) *apiError {
 		return &apiError{status: http.StatusNotFound, code: "not_found", cause: err}
 	case errors.Is(err, storage.ErrConflict):
 		return &apiError{status: http.StatusConflict, code: "conflict", description: "the object already exists", cause: err}
+	case errors.Is(err, storage.ErrUnavailable):
+		return &apiError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+			description: "the database is not answering; try again shortly", cause: err}
 	}
 	return &apiError{status: http.StatusInternalServerError, code: "server_error", cause: err}
 }
@@ -97,6 +100,9 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		slog.Any("error", err))
 	if ae.challenge != "" {
 		w.Header().Set("WWW-Authenticate", ae.challenge)
+	}
+	if ae.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
 	}
 	h.writeJSON(w, r, ae.status, errorBody{Error: ae.code, Description: ae.description, Fields: ae.fields})
 }

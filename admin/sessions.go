@@ -9,14 +9,15 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/authn"
 	"github.com/portcullis/portcullis/fielderr"
 	"github.com/portcullis/portcullis/oauth"
 	"github.com/portcullis/portcullis/storage"
 )
 
 // reasonAdmin is the audit reason of a session ended or a token revoked by
-// an administrator's request.
-const reasonAdmin = "admin"
+// an administrator's request; the accounts service uses the same one.
+const reasonAdmin = authn.EndReasonAdmin
 
 // SessionView is a browser session as the API shows it. ID is the stored
 // id, a hash of the cookie: it names the session without being able to
@@ -68,62 +69,18 @@ func (h *handler) listUserSessions(w http.ResponseWriter, r *http.Request, _ *oa
 	return nil
 }
 
+// endUserSessions ends everything of the user through the accounts
+// service, the one place such an end happens, so an administrator's request
+// revokes and records exactly what a password change or a lockout does.
 func (h *handler) endUserSessions(w http.ResponseWriter, r *http.Request, who *oauth.TokenInfo) error {
 	id := r.PathValue("id")
-	var out sessionsEnded
-	err := h.auditedAll(r, who, func(ctx context.Context) ([]audit.Event, error) {
-		if _, err := h.store.User(ctx, id); err != nil {
-			return nil, err
-		}
-		ended, revoked, err := h.endAllSessions(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = sessionsEnded{SessionsEnded: len(ended), TokensRevoked: revoked}
-		events := sessionEndedEvents(id, ended, reasonAdmin)
-		return append(events, audit.Event{
-			Type: audit.TypeTokenRevoked, UserID: id, Reason: reasonAdmin,
-			Details: map[string]any{"tokens_revoked": revoked},
-		}), nil
-	})
+	ended, err := h.accounts.EndEverything(r.Context(), id, authn.EndReasonAdmin, accountActor(who))
 	if err != nil {
-		return fmt.Errorf("end sessions of user %s: %w", id, err)
+		return err
 	}
-	h.writeJSON(w, r, http.StatusOK, out)
+	h.logChange(r, who, audit.Event{Type: audit.TypeTokenRevoked, UserID: id})
+	h.writeJSON(w, r, http.StatusOK, sessionsEnded{SessionsEnded: len(ended.Sessions), TokensRevoked: ended.Tokens})
 	return nil
-}
-
-// endAllSessions ends every browser session of userID and revokes every
-// token issued to them, also those whose session already expired: nothing
-// of the user's survives. It must run in a transaction.
-func (h *handler) endAllSessions(ctx context.Context, userID string) (ended []string, revoked int64, err error) {
-	if userID == "" {
-		// An empty subject filter matches every token of every user.
-		return nil, 0, errors.New("end all sessions: no user id")
-	}
-	// Revoking first counts the tokens; EndUserSessions then finds none
-	// left to revoke and deletes the sessions.
-	if revoked, err = h.sessions.RevokeTokens(ctx, storage.TokenFilter{Subject: userID}); err != nil {
-		return nil, 0, err
-	}
-	if ended, err = h.sessions.EndUserSessions(ctx, userID, ""); err != nil {
-		return nil, 0, err
-	}
-	return ended, revoked, nil
-}
-
-// sessionEndedEvents are the session.ended events of ended, shaped as the
-// login pipeline records its own, so one query finds every way a session
-// ends.
-func sessionEndedEvents(userID string, ended []string, reason string) []audit.Event {
-	events := make([]audit.Event, 0, len(ended)+1)
-	for _, sid := range ended {
-		events = append(events, audit.Event{
-			Type: audit.TypeSessionEnded, UserID: userID, Reason: reason,
-			Details: map[string]any{"session_id": sid},
-		})
-	}
-	return events
 }
 
 func (h *handler) endSession(w http.ResponseWriter, r *http.Request, who *oauth.TokenInfo) error {

@@ -44,20 +44,16 @@ func (h *handler) createUser(w http.ResponseWriter, r *http.Request, who *oauth.
 	if err := decodeJSON(w, r, &spec); err != nil {
 		return err
 	}
-	u, err := authn.NewUser(spec, h.hasher)
-	if err != nil {
-		return fmt.Errorf("create user: %w", err)
-	}
-	err = h.audited(r, who, audit.Event{Type: audit.TypeUserCreated, UserID: u.ID, Details: map[string]any{"username": u.Username}},
-		func(ctx context.Context) error { return h.store.CreateUser(ctx, u) })
+	u, err := h.accounts.Create(r.Context(), spec, accountActor(who))
 	if err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			// Ids are fresh UUIDs, so the clash is the username. Naming it
 			// enumerates nothing an admin cannot list anyway.
-			return conflict(err, fmt.Sprintf("a user named %q already exists", u.Username))
+			return conflict(err, fmt.Sprintf("a user named %q already exists", storage.CanonicalUsername(spec.Username)))
 		}
-		return fmt.Errorf("create user: %w", err)
+		return err
 	}
+	h.logChange(r, who, audit.Event{Type: audit.TypeUserCreated, UserID: u.ID, Details: map[string]any{"username": u.Username}})
 	h.writeJSON(w, r, http.StatusCreated, NewUserView(u))
 	return nil
 }

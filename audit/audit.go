@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/fielderr"
+	"github.com/portcullis/portcullis/reqinfo"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -118,7 +119,7 @@ func (r *Recorder) Record(ctx context.Context, e Event) error {
 	if r == nil {
 		return nil
 	}
-	row, e, err := r.row(e)
+	row, e, err := r.row(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -136,7 +137,7 @@ func (r *Recorder) RecordBatched(ctx context.Context, e Event) error {
 	if r == nil {
 		return nil
 	}
-	row, e, err := r.row(e)
+	row, e, err := r.row(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -197,13 +198,26 @@ func (r *Recorder) Run(ctx context.Context) {
 	}
 }
 
-// row validates and stamps e and builds its storage row.
-func (r *Recorder) row(e Event) (*storage.AuditEvent, Event, error) {
+// row validates and stamps e and builds its storage row. An event that
+// names no address or device gets the request's (reqinfo), so every event
+// recorded while serving a request says where it came from without each
+// caller passing it; an explicit value, such as the address of the session
+// an event is about, is kept.
+func (r *Recorder) row(ctx context.Context, e Event) (*storage.AuditEvent, Event, error) {
 	if e.Type == "" {
 		return nil, e, errors.New("audit: record: event has no type")
 	}
 	if e.Time.IsZero() {
 		e.Time = r.now()
+	}
+	if e.IP == "" || e.Device == "" {
+		info := reqinfo.From(ctx)
+		if e.IP == "" {
+			e.IP = info.IPString()
+		}
+		if e.Device == "" {
+			e.Device = info.DeviceID
+		}
 	}
 	if ip, ok := normalizeIP(e.IP); ok {
 		// One spelling per address, or filtering by ip misses events.

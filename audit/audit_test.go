@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/fielderr"
+	"github.com/portcullis/portcullis/reqinfo"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/storage/storagetest"
 )
@@ -348,5 +351,53 @@ func TestRecordJoinsTransaction(t *testing.T) {
 	}
 	if events, _, err := r.Query(t.Context(), audit.Query{}); err != nil || len(events) != 0 {
 		t.Errorf("after rollback Query = %+v, %v; want nothing", events, err)
+	}
+}
+
+// Events recorded while serving a request carry its address and device
+// unless they name their own, whether written at once or batched.
+func TestRecordTakesIdentityFromTheRequest(t *testing.T) {
+	req := reqinfo.Info{IP: netip.MustParseAddr("::ffff:198.51.100.7"), RequestID: "req-1", DeviceID: "dev-browser"}
+	tests := []struct {
+		name       string
+		ctx        func(context.Context) context.Context
+		event      audit.Event
+		wantIP     string
+		wantDevice string
+	}{
+		{name: "filled from the request", ctx: func(c context.Context) context.Context { return reqinfo.With(c, req) },
+			event: audit.Event{Type: audit.TypeLoginSuccess}, wantIP: "198.51.100.7", wantDevice: "dev-browser"},
+		{name: "explicit values kept", ctx: func(c context.Context) context.Context { return reqinfo.With(c, req) },
+			event:  audit.Event{Type: audit.TypeSessionEnded, IP: "192.0.2.9", Device: "dev-other"},
+			wantIP: "192.0.2.9", wantDevice: "dev-other"},
+		{name: "each field on its own", ctx: func(c context.Context) context.Context { return reqinfo.With(c, req) },
+			event:  audit.Event{Type: audit.TypeSessionEnded, IP: "192.0.2.9"},
+			wantIP: "192.0.2.9", wantDevice: "dev-browser"},
+		{name: "device from a form parameter", ctx: func(c context.Context) context.Context {
+			return reqinfo.WithDevice(reqinfo.With(c, req), "app-install-1")
+		}, event: audit.Event{Type: audit.TypeTokenIssued}, wantIP: "198.51.100.7", wantDevice: "app-install-1"},
+		{name: "no request", ctx: func(c context.Context) context.Context { return c },
+			event: audit.Event{Type: audit.TypeKeyRotated}},
+	}
+	for _, batched := range []bool{false, true} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/batched=%v", tt.name, batched), func(t *testing.T) {
+				store := &fakeStore{}
+				r := audit.NewRecorder(store, nil, epoch)
+				record := r.Record
+				if batched {
+					record = r.RecordBatched // Run is not running: written at once
+				}
+				if err := record(tt.ctx(t.Context()), tt.event); err != nil {
+					t.Fatal(err)
+				}
+				if len(store.rows) != 1 {
+					t.Fatalf("%d rows stored, want 1", len(store.rows))
+				}
+				if row := store.rows[0]; row.IP != tt.wantIP || row.Device != tt.wantDevice {
+					t.Fatalf("ip, device = %q, %q; want %q, %q", row.IP, row.Device, tt.wantIP, tt.wantDevice)
+				}
+			})
+		}
 	}
 }

@@ -9,6 +9,9 @@
 // *Recorder is valid and records nothing, so packages that record events can
 // be built and tested without one.
 //
-// It may import storage and fielderr only; oauth, authn, admin and server
-// import it to record their events.
+// An event recorded while serving a request carries the request's client
+// address and device (package reqinfo) unless it names its own.
+//
+// It may import storage, fielderr and reqinfo only; oauth, authn, admin and
+// server import it to record their events.
 package audit

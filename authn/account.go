@@ -1,29 +1,15 @@
 package authn
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 
-	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/fielderr"
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/templates"
 )
-
-// PasswordStore is what the password change needs from storage.
-type PasswordStore interface {
-	UpdatePasswordHash(ctx context.Context, userID, hash string) error
-	// EndUserSessions ends every session of the user but keep and revokes
-	// every token of the user not issued under keep.
-	EndUserSessions(ctx context.Context, userID, keep string) ([]string, error)
-	InTx(ctx context.Context, fn func(ctx context.Context) error) error
-}
-
-var _ PasswordStore = (*storage.Store)(nil)
 
 const (
 	// PasswordPath is where the password change is served.
@@ -51,10 +37,9 @@ const (
 type passwordHandler struct {
 	pipeline *Pipeline
 	sessions *Sessions
-	store    PasswordStore
+	accounts *Accounts
 	csrf     *CSRF
 	pages    *templates.Renderer
-	recorder *audit.Recorder
 	logger   *slog.Logger
 }
 
@@ -73,14 +58,15 @@ type passwordHandler struct {
 // successful check also moves the session's auth_time, so that other
 // sensitive actions within reauth_max_age need not ask again.
 //
-// On success the password is rehashed under p's parameters and, when the
-// session policy's invalidate_on_password_change holds, every other session
-// and token family of the user ends; this browser stays signed in.
-func NewPasswordHandler(p *Pipeline, s *Sessions, store PasswordStore, csrf *CSRF, r *templates.Renderer, recorder *audit.Recorder, logger *slog.Logger) http.Handler {
+// The change itself is accounts' (Accounts.ChangePassword): the password
+// rules, the hashing and, when the session policy's
+// invalidate_on_password_change holds, the end of every other session and
+// token family of the user; this browser stays signed in.
+func NewPasswordHandler(p *Pipeline, s *Sessions, accounts *Accounts, csrf *CSRF, r *templates.Renderer, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &passwordHandler{pipeline: p, sessions: s, store: store, csrf: csrf, pages: r, recorder: recorder, logger: logger}
+	return &passwordHandler{pipeline: p, sessions: s, accounts: accounts, csrf: csrf, pages: r, logger: logger}
 }
 
 func (h *passwordHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -144,9 +130,8 @@ func (h *passwordHandler) submit(w http.ResponseWriter, r *http.Request) {
 		h.show(w, r, id, msgCurrentMissing)
 		return
 	}
-	ip := h.sessions.cfg.ClientIP(r)
 	out, err := h.pipeline.PasswordLogin(ctx, Attempt{
-		UserID: id.User.ID, Password: current, IP: ip, Action: policies.ActionPasswordChange,
+		UserID: id.User.ID, Password: current, Action: policies.ActionPasswordChange,
 	})
 	if err != nil {
 		h.internalError(w, r, err)
@@ -165,82 +150,41 @@ func (h *passwordHandler) submit(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, r, err)
 		return
 	}
-	ended, err := h.change(ctx, id, next, ip)
+	ended, err := h.accounts.ChangePassword(ctx, id.User.ID, next, Actor{ID: id.User.ID}, id.Session.ID)
+	if fe, ok := fielderr.As(err); ok {
+		// A rule beyond the length bound refused it.
+		h.show(w, r, id, msgNewPasswordIntro+fe.Fields[0].Message+".")
+		return
+	}
 	if err != nil {
 		h.internalError(w, r, err)
 		return
 	}
-	h.logger.InfoContext(ctx, "password changed", slog.String("user_id", id.User.ID), slog.Int("sessions_ended", len(ended)))
 	msg := msgPasswordChanged
+	attrs := []slog.Attr{slog.String("user_id", id.User.ID)}
 	if ended != nil {
 		msg += msgOthersSignedOut
+		attrs = append(attrs, slog.Int("sessions_ended", len(ended.Sessions)), slog.Int64("tokens_revoked", ended.Tokens))
 	}
+	h.logger.LogAttrs(ctx, slog.LevelInfo, "password changed", attrs...)
 	h.pages.Render(w, http.StatusOK, "password.html", templates.PasswordPage{Username: id.User.Username, Success: msg})
 }
 
-// newPasswordProblem returns what is wrong with the new password, as a
-// sentence for the form, or "".
+// newPasswordProblem returns what is wrong with the new password that can
+// be told without any costly work, as a sentence for the form, or "". The
+// password rules proper run in Accounts.ChangePassword, once the current
+// password is verified; the length bound is checked here too, as its rule
+// does, so an oversized password is never hashed.
 func newPasswordProblem(current, next, confirm string) string {
-	var fe fielderr.Error
-	checkPasswordLength(&fe, "new_password", next)
-	switch {
-	case len(fe.Fields) > 0:
-		return msgNewPasswordIntro + fe.Fields[0].Message + "."
+	switch problem := passwordLengthProblem(next); {
+	case problem != "":
+		return msgNewPasswordIntro + problem + "."
 	case next != confirm:
 		return msgConfirmMismatch
 	case next == current:
 		return msgSameAsCurrent
 	}
 	return ""
-}
-
-// change stores the new password and, when the policy says so, ends every
-// other session and token family of the user, in one transaction with the
-// audit events: an attacker's session must not survive a change that
-// reports success. It returns the ids of the sessions ended; nil when the
-// policy keeps them.
-func (h *passwordHandler) change(ctx context.Context, id *Identity, password, ip string) ([]string, error) {
-	// Hashing is slow by design; it runs before the transaction so no lock
-	// is held while it does.
-	hash, err := h.pipeline.hasher.Hash(password)
-	if err != nil {
-		return nil, fmt.Errorf("change password of user %s: hash: %w", id.User.ID, err)
-	}
-	invalidate := h.sessions.policy("").InvalidateOnPasswordChange
-	var ended []string
-	err = h.store.InTx(ctx, func(ctx context.Context) error {
-		if err := h.store.UpdatePasswordHash(ctx, id.User.ID, hash); err != nil {
-			return err
-		}
-		if invalidate {
-			var err error
-			if ended, err = h.store.EndUserSessions(ctx, id.User.ID, id.Session.ID); err != nil {
-				return err
-			}
-			if ended == nil {
-				ended = []string{}
-			}
-			for _, sid := range ended {
-				bs := &storage.BrowserSession{ID: sid, UserID: id.User.ID}
-				if err := h.sessions.recordEnded(ctx, bs, EndReasonPasswordChanged, id.User.ID, ip); err != nil {
-					return err
-				}
-			}
-		}
-		return h.recorder.Record(ctx, audit.Event{
-			Type: audit.TypePasswordChanged, Actor: id.User.ID, UserID: id.User.ID, IP: ip,
-			Outcome: audit.OutcomeSuccess,
-			Details: map[string]any{
-				"session_id":       id.Session.ID,
-				"sessions_revoked": invalidate,
-				"sessions_ended":   len(ended),
-			},
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("change password of user %s: %w", id.User.ID, err)
-	}
-	return ended, nil
 }
 
 func (h *passwordHandler) internalError(w http.ResponseWriter, r *http.Request, err error) {

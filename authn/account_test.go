@@ -22,6 +22,7 @@ const newPassword = "a much better passphrase"
 // another.
 type accountEnv struct {
 	*loginEnv
+	accounts  *Accounts
 	password  http.Handler
 	this      *storage.BrowserSession
 	thisCk    *http.Cookie
@@ -36,7 +37,15 @@ type accountEnv struct {
 func newAccountEnv(t *testing.T, edit func(*policies.Session)) *accountEnv {
 	t.Helper()
 	e := &accountEnv{loginEnv: newLoginEnvWith(t, false, edit)}
-	e.password = NewPasswordHandler(e.pipeline, e.sessions, e.st, e.csrf, e.pages, e.recorder, slog.New(slog.DiscardHandler))
+	e.accounts = NewAccounts(AccountsConfig{
+		Store: e.st, Sessions: e.st, Hasher: cheapArgon2, Recorder: e.recorder, Now: e.clock.Now,
+		Policies: func(clientID string) policies.Policy {
+			p := policies.Defaults()
+			p.Session = e.policy.Get(clientID)
+			return p
+		},
+	})
+	e.password = NewPasswordHandler(e.pipeline, e.sessions, e.accounts, e.csrf, e.pages, slog.New(slog.DiscardHandler))
 	e.other, e.otherCk = e.start(t, e.alice)
 	e.clock.Advance(time.Minute)
 	e.this, e.thisCk = e.start(t, e.alice)

@@ -33,6 +33,12 @@ type CSRF struct {
 	key    []byte
 	secure bool
 	cop    *http.CrossOriginProtection
+	// bindTo are the cookies (the browser session's, then the login
+	// flow's) a token is bound to: the first the browser holds is signed
+	// into the token, so a cookie and token pair planted from a sibling
+	// site does not verify for the victim, whose session or flow the
+	// attacker cannot know.
+	bindTo []string
 }
 
 // NewCSRF returns a CSRF guard. key should be at least 32 random bytes derived
@@ -40,9 +46,11 @@ type CSRF struct {
 // origin is the issuer's scheme://host[:port]; secure selects the __Host-
 // cookie and the Secure attribute, and must be true whenever the issuer is
 // served over HTTPS.
+// bindTo names the cookies a token is bound to, most specific first (the
+// session cookie, then the login flow's).
 // The issuer's origin is trusted explicitly so that a reverse proxy which
 // rewrites Host does not turn every form post into a cross-origin one.
-func NewCSRF(key []byte, secure bool, origin string) (*CSRF, error) {
+func NewCSRF(key []byte, secure bool, origin string, bindTo ...string) (*CSRF, error) {
 	cop := http.NewCrossOriginProtection()
 	if err := cop.AddTrustedOrigin(strings.TrimSuffix(origin, "/")); err != nil {
 		return nil, fmt.Errorf("csrf: issuer origin: %w", err)
@@ -51,6 +59,7 @@ func NewCSRF(key []byte, secure bool, origin string) (*CSRF, error) {
 		key:    append([]byte(nil), key...),
 		secure: secure,
 		cop:    cop,
+		bindTo: append([]string(nil), bindTo...),
 	}, nil
 }
 
@@ -65,11 +74,12 @@ func (c *CSRF) cookieName() string {
 // cookie when the browser does not already hold a well-formed one. Calling it
 // more than once for one response returns the same token.
 func (c *CSRF) Token(w http.ResponseWriter, r *http.Request) string {
-	if v, ok := c.pendingCookie(w); ok {
-		return c.sign(v)
+	binding := c.binding(w, r)
+	if v, ok := pendingCookie(w, c.cookieName()); ok && validSecret(v) {
+		return c.sign(v, binding)
 	}
 	if ck, err := r.Cookie(c.cookieName()); err == nil && validSecret(ck.Value) {
-		return c.sign(ck.Value)
+		return c.sign(ck.Value, binding)
 	}
 	v := randomSecret()
 	http.SetCookie(w, &http.Cookie{
@@ -80,20 +90,37 @@ func (c *CSRF) Token(w http.ResponseWriter, r *http.Request) string {
 		Secure:   c.secure,
 		SameSite: http.SameSiteLaxMode,
 	})
-	return c.sign(v)
+	return c.sign(v, binding)
 }
 
-// pendingCookie finds a CSRF cookie already set on this response, so a
-// handler that asks for a token twice does not hand out two that cannot
-// both verify.
-func (c *CSRF) pendingCookie(w http.ResponseWriter) (string, bool) {
+// pendingCookie finds a cookie already set on this response, so a handler
+// that asks for a token twice does not hand out two that cannot both
+// verify, and a token made in the response that starts a session or flow
+// is bound to it.
+func pendingCookie(w http.ResponseWriter, name string) (string, bool) {
 	for _, line := range w.Header().Values("Set-Cookie") {
 		ck, err := http.ParseSetCookie(line)
-		if err == nil && ck.Name == c.cookieName() && validSecret(ck.Value) {
+		if err == nil && ck.Name == name && ck.Value != "" && ck.MaxAge >= 0 {
 			return ck.Value, true
 		}
 	}
 	return "", false
+}
+
+// binding is the value of the first of bindTo the browser holds (or is
+// being given), "" when none.
+func (c *CSRF) binding(w http.ResponseWriter, r *http.Request) string {
+	for _, name := range c.bindTo {
+		if w != nil {
+			if v, ok := pendingCookie(w, name); ok {
+				return v
+			}
+		}
+		if ck, err := r.Cookie(name); err == nil && ck.Value != "" {
+			return ck.Value
+		}
+	}
+	return ""
 }
 
 // Verify reports whether a form submission comes from one of our own pages
@@ -113,17 +140,19 @@ func (c *CSRF) Verify(r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	return hmac.Equal(got, c.mac(ck.Value))
+	return hmac.Equal(got, c.mac(ck.Value, c.binding(nil, r)))
 }
 
-func (c *CSRF) mac(secret string) []byte {
+func (c *CSRF) mac(secret, binding string) []byte {
 	m := hmac.New(sha256.New, c.key)
 	m.Write([]byte(secret))
+	m.Write([]byte{0})
+	m.Write([]byte(binding))
 	return m.Sum(nil)
 }
 
-func (c *CSRF) sign(secret string) string {
-	return base64.RawURLEncoding.EncodeToString(c.mac(secret))
+func (c *CSRF) sign(secret, binding string) string {
+	return base64.RawURLEncoding.EncodeToString(c.mac(secret, binding))
 }
 
 // randomSecret returns 32 random bytes, base64url encoded, for cookie values.

@@ -1,8 +1,20 @@
 // Package authn owns how a person proves who they are and how that proof is
 // remembered: the login pipeline every sign-in goes through (HTML form today;
 // the password grant, device verification, QR confirmation and MFA steps
-// later), browser sessions, CSRF protection for the HTML forms, user
-// creation, and the self-service password change.
+// later), browser sessions, CSRF protection for the HTML forms, the
+// accounts service, and the self-service password change.
+//
+// The accounts service (Accounts, accounts.go) is the one way a password is
+// written and the one way everything of a user ends: the self-service
+// change, an administrator's reset and user creation (admin API and CLI)
+// run the same PasswordRule list (PasswordLength first, then the
+// embedder's) and hashing; ending every session and token family of a user
+// (an administrator's request, a password change under
+// invalidate_on_password_change, next the lockout cascade) revokes the same
+// things and records session.ended and token.revoked with its reason, in
+// the change's transaction. Only the rehash of a verified password under
+// newer hashing parameters is written by the pipeline itself: it is the
+// same password, so no rule or session end applies.
 //
 // Expected results of a sign-in (unknown user, wrong password, disabled
 // account) are Outcome values with a machine-readable reason; error is kept
@@ -27,9 +39,13 @@
 //
 // Routes: GET /login?flow=ID and POST /login (NewLoginHandler; GET /login
 // without a flow starts one returning to return_to), GET and POST
-// /account/password (NewPasswordHandler). The server mounts the handlers
-// and supplies the trusted client IP through SessionConfig.ClientIP.
+// /account/password (NewPasswordHandler). The server mounts the handlers;
+// the client address and device of an attempt, a session and their events
+// are the request's (package reqinfo), which the server's middleware fills.
+// POST /login honours a device_id form parameter, as the token endpoint
+// does.
 //
 // It must not import admin, server or cmd, which sit above it. It imports
-// policies and audit, templates (a leaf package of pages) and storage.
+// policies and audit, templates (a leaf package of pages), reqinfo and
+// storage.
 package authn

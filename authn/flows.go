@@ -84,6 +84,9 @@ func NewFlows(store FlowStore, secure bool, now func() time.Time) *Flows {
 	return &Flows{store: store, secure: secure, now: now}
 }
 
+// CookieName is the name of the cookie that binds flows to a browser.
+func (f *Flows) CookieName() string { return f.cookieName() }
+
 func (f *Flows) cookieName() string {
 	if f.secure {
 		return flowCookieSecure

@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/reqinfo"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/templates"
 )
@@ -139,10 +142,13 @@ func (h *loginHandler) flowError(w http.ResponseWriter, r *http.Request, err err
 }
 
 func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	if !readForm(w, r, maxLoginBody, h.csrf, h.pages, h.logger, "login") {
 		return
 	}
+	// A native client posting the form names its device the way it does on
+	// the token endpoint; the middleware cannot read a body.
+	r = r.WithContext(reqinfo.WithDevice(r.Context(), r.PostFormValue(reqinfo.DeviceIDParam)))
+	ctx := r.Context()
 	fl, err := h.flows.Pending(r, r.PostFormValue("flow"))
 	if err != nil {
 		h.flowError(w, r, err)
@@ -152,7 +158,6 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 	out, err := h.pipeline.PasswordLogin(ctx, Attempt{
 		Username: username,
 		Password: r.PostFormValue("password"),
-		IP:       h.sessions.cfg.ClientIP(r),
 		ClientID: fl.ClientID,
 	})
 	if err != nil {
@@ -226,6 +231,17 @@ func readForm(w http.ResponseWriter, r *http.Request, limit int64, csrf *CSRF, p
 		}
 		showError(pages, w, http.StatusBadRequest, "Bad request", "The form could not be read.")
 		return false
+	}
+	// PostgreSQL refuses NUL and invalid UTF-8 in text; such input is the
+	// sender's mistake on every backend, answered before it goes further.
+	for name, vs := range r.PostForm {
+		for _, v := range vs {
+			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+				showError(pages, w, http.StatusBadRequest, "Bad request",
+					"The form field "+strconv.Quote(strings.ToValidUTF8(name, "?"))+" holds characters that cannot be accepted.")
+				return false
+			}
+		}
 	}
 	if !csrf.Verify(r) {
 		logger.WarnContext(r.Context(), form+" form refused: CSRF check failed", slog.String("origin", r.Header.Get("Origin")))

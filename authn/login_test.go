@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/reqinfo"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/templates"
 )
@@ -892,6 +894,65 @@ func TestLoginAttemptIsForTheFlowsClient(t *testing.T) {
 			evs := events(t, e.recorder, tt.wantType, e.alice.ID)
 			if len(evs) != 1 || evs[0].ClientID != tt.spec.ClientID {
 				t.Errorf("%s events = %+v, want one for client %q", tt.wantType, evs, tt.spec.ClientID)
+			}
+		})
+	}
+}
+
+// A sign-in's events carry the request's address and device; a device_id
+// in the posted form names the device in place of the browser's cookie.
+func TestLoginRecordsRequestIdentity(t *testing.T) {
+	tests := []struct {
+		name       string
+		formDevice string // "" leaves it out of the form
+		password   string
+		wantDevice string
+	}{
+		{name: "the browser's device", password: loginPassword, wantDevice: "cookie-device"},
+		{name: "device_id in the form wins", formDevice: "ios-install-7", password: loginPassword, wantDevice: "ios-install-7"},
+		{name: "malformed device_id is ignored", formDevice: "not a device", password: loginPassword, wantDevice: "cookie-device"},
+		{name: "a failure too", formDevice: "ios-install-7", password: "wrong password", wantDevice: "ios-install-7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newLoginEnv(t, false)
+			p := e.form(t, "/")
+			form := loginForm("alice", tt.password, p.id, p.token)
+			if tt.formDevice != "" {
+				form.Set("device_id", tt.formDevice)
+			}
+			req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", loginOrigin)
+			for _, c := range p.cookies() {
+				req.AddCookie(c)
+			}
+			// What the server's middleware resolved: the peer is a proxy.
+			req.RemoteAddr = "10.0.0.1:4567"
+			req = req.WithContext(reqinfo.With(req.Context(), reqinfo.Info{
+				IP: netip.MustParseAddr("2001:db8::42"), RequestID: "req-1", DeviceID: "cookie-device",
+			}))
+			rec := httptest.NewRecorder()
+			e.handler.ServeHTTP(rec, req)
+
+			typ := audit.TypeLoginSuccess
+			if tt.password != loginPassword {
+				typ = audit.TypeLoginFailed
+			}
+			got := events(t, e.recorder, typ, e.alice.ID)
+			if len(got) != 1 || got[0].IP != "2001:db8::42" || got[0].Device != tt.wantDevice {
+				t.Fatalf("%s events = %+v; want one from 2001:db8::42 on %s", typ, got, tt.wantDevice)
+			}
+			if typ != audit.TypeLoginSuccess {
+				return
+			}
+			started := events(t, e.recorder, audit.TypeSessionStarted, e.alice.ID)
+			if len(started) != 1 || started[0].IP != "2001:db8::42" || started[0].Device != tt.wantDevice {
+				t.Fatalf("session.started events = %+v; want one from 2001:db8::42 on %s", started, tt.wantDevice)
+			}
+			live, err := e.st.UserBrowserSessions(t.Context(), e.alice.ID)
+			if err != nil || len(live) != 1 || live[0].IP != "2001:db8::42" {
+				t.Fatalf("sessions = %+v, %v; want one from 2001:db8::42", live, err)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/reqinfo"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -18,8 +19,11 @@ import (
 type Attempt struct {
 	Username string
 	Password string
-	// IP is the client address, as resolved by the server.
-	IP string
+	// IP is the client address and DeviceID the device the attempt comes
+	// from. Left empty, PasswordLogin takes them from the request (reqinfo),
+	// as the server resolved them, so every step sees the same values.
+	IP       string
+	DeviceID string
 	// ClientID is the OAuth client the attempt is made for, when known; it
 	// will select the per-application policy.
 	ClientID string
@@ -212,6 +216,15 @@ func NewPipeline(users UserStore, hasher hashing.Argon2, logger *slog.Logger, re
 // PasswordLogin checks a username and password. Failures of the attempt are
 // an Outcome with OK false; the error is only for infrastructure failures.
 func (p *Pipeline) PasswordLogin(ctx context.Context, a Attempt) (Outcome, error) {
+	if a.IP == "" || a.DeviceID == "" {
+		info := reqinfo.From(ctx)
+		if a.IP == "" {
+			a.IP = info.IPString()
+		}
+		if a.DeviceID == "" {
+			a.DeviceID = info.DeviceID
+		}
+	}
 	c := &Check{Attempt: a, Policy: p.policies(a.ClientID), Now: p.now()}
 	d, err := p.decide(ctx, c)
 	if err != nil {
@@ -307,7 +320,7 @@ func (p *Pipeline) recordPhase(ctx context.Context, c *Check, out Outcome) error
 // too) rather than turned into a failed sign-in.
 func (p *Pipeline) record(ctx context.Context, st *Check, out Outcome) {
 	e := audit.Event{
-		Type: audit.TypeLoginSuccess, ClientID: st.ClientID, IP: st.IP,
+		Type: audit.TypeLoginSuccess, ClientID: st.ClientID, IP: st.IP, Device: st.DeviceID,
 		Outcome: audit.OutcomeSuccess, Reason: out.Reason,
 		// Only what was typed as a username; never the password.
 		Details: map[string]any{"username": truncateUTF8(st.Username, maxLoggedUsername)},
@@ -339,6 +352,9 @@ func (p *Pipeline) logAttrs(st *Check) []slog.Attr {
 		slog.String("username", truncateUTF8(st.Username, maxLoggedUsername)),
 		slog.String("ip", st.IP),
 		slog.String("client_id", st.ClientID),
+	}
+	if st.DeviceID != "" {
+		attrs = append(attrs, slog.String("device_id", st.DeviceID))
 	}
 	if st.Action != "" {
 		attrs = append(attrs, slog.String("action", st.Action))

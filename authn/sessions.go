@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/reqinfo"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -67,10 +67,9 @@ type SessionConfig struct {
 	Browser  bool
 	Lifetime time.Duration
 	// Secure marks the cookie Secure; true whenever the issuer is HTTPS.
+	// The address recorded with a session and its events is the request's
+	// (reqinfo), resolved by the server through its trusted proxies.
 	Secure bool
-	// ClientIP returns the address recorded with a new session. The server
-	// supplies one that honours trusted proxies; nil means the TCP peer.
-	ClientIP func(*http.Request) string
 	// Recorder receives session.started and session.ended events; nil
 	// records nothing.
 	Recorder *audit.Recorder
@@ -133,9 +132,6 @@ func NewSessions(store SessionStore, users UserStore, cfg SessionConfig, now fun
 	if cfg.Lifetime <= 0 {
 		cfg.Lifetime = DefaultSessionLifetime
 	}
-	if cfg.ClientIP == nil {
-		cfg.ClientIP = remoteHost
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -149,6 +145,9 @@ func NewSessions(store SessionStore, users UserStore, cfg SessionConfig, now fun
 	}
 	return &Sessions{store: store, users: users, cfg: cfg, policy: policy, now: now}
 }
+
+// CookieName is the session cookie's name.
+func (s *Sessions) CookieName() string { return s.cfg.CookieName }
 
 // AMRPassword is the RFC 8176 method of a password check.
 const AMRPassword = "pwd"
@@ -189,7 +188,7 @@ func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if abs := pol.AbsoluteTimeout.D(); abs > 0 && abs < lifetime {
 		lifetime = abs
 	}
-	ip := s.cfg.ClientIP(r)
+	ip := reqinfo.From(ctx).IPString()
 	secret := randomSecret()
 	bs := &storage.BrowserSession{
 		ID:         sessionID(secret),
@@ -278,7 +277,7 @@ func (s *Sessions) endCarried(ctx context.Context, r *http.Request, u *storage.U
 	if err != nil || ck.Value == "" {
 		return nil
 	}
-	return s.deleteByCookie(ctx, ck.Value, EndReasonReplaced, u.ID, s.cfg.ClientIP(r))
+	return s.deleteByCookie(ctx, ck.Value, EndReasonReplaced, u.ID, reqinfo.From(ctx).IPString())
 }
 
 // deleteByCookie deletes the session a cookie names, as sign-out does:
@@ -383,7 +382,7 @@ func (s *Sessions) Current(r *http.Request) (*Identity, error) {
 	// with its tokens, not just forgotten. It is judged on the stored
 	// last-seen time, before this request touches it.
 	if ended, reason := sessionEnded(s.policy(""), now, bs); ended {
-		if err := s.end(ctx, bs, reason, "", s.cfg.ClientIP(r)); err != nil {
+		if err := s.end(ctx, bs, reason, "", reqinfo.From(ctx).IPString()); err != nil {
 			// The answer is still "nobody"; the row stays and the next
 			// request tries again.
 			s.cfg.Logger.ErrorContext(ctx, "end timed-out session", slog.String("user_id", bs.UserID),
@@ -440,7 +439,7 @@ func (s *Sessions) End(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || old.Value == "" {
 		return nil
 	}
-	if err := s.deleteByCookie(r.Context(), old.Value, EndReasonLogout, "", s.cfg.ClientIP(r)); err != nil {
+	if err := s.deleteByCookie(r.Context(), old.Value, EndReasonLogout, "", reqinfo.From(r.Context()).IPString()); err != nil {
 		return fmt.Errorf("end session: %w", err)
 	}
 	return nil
@@ -461,14 +460,6 @@ func (s *Sessions) cookie(value string) *http.Cookie {
 func sessionID(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
-}
-
-// remoteHost is the TCP peer's address without the port.
-func remoteHost(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }
 
 // cleanUserAgent makes a User-Agent safe to store: valid UTF-8 (PostgreSQL

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -15,12 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
 
 	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/reqinfo"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/storage/storagetest"
 )
@@ -214,11 +217,12 @@ func sessionExists(t *testing.T, st *storage.Store, userID, id string) bool {
 // addUser creates a user with password under hasher.
 func addUser(t *testing.T, st *countingStore, hasher hashing.Argon2, username, password string, disabled bool) *storage.User {
 	t.Helper()
-	u, err := NewUser(UserSpec{Username: username, Password: password}, hasher)
+	hash, err := hasher.Hash(password)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.Disabled = disabled
+	// Stored directly: a disabled account cannot be made through Accounts.
+	u := &storage.User{ID: uuid.NewString(), Username: username, PasswordHash: hash, Disabled: disabled}
 	if err := st.CreateUser(context.Background(), u); err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +244,8 @@ func TestSessionsStartCookie(t *testing.T) {
 		name       string
 		cfg        SessionConfig
 		policy     func(*policies.Session)
-		remoteAddr string
+		remoteAddr string // the TCP peer; httptest's when empty
+		clientIP   string // what the server's middleware resolved
 		wantName   string
 		// wantMaxAge 0 means no Max-Age: the cookie dies with the browser.
 		wantMaxAge int
@@ -250,28 +255,28 @@ func TestSessionsStartCookie(t *testing.T) {
 		legacy bool
 	}{
 		{
-			name:       "policy duration",
-			policy:     cookieFor(time.Hour),
-			remoteAddr: "192.0.2.1:4567",
-			wantName:   DefaultSessionCookieName, wantMaxAge: 3600, wantExpiry: time.Hour, wantIP: "192.0.2.1",
+			name:     "policy duration",
+			policy:   cookieFor(time.Hour),
+			clientIP: "192.0.2.1",
+			wantName: DefaultSessionCookieName, wantMaxAge: 3600, wantExpiry: time.Hour, wantIP: "192.0.2.1",
 		},
 		{
-			name:       "default policy: 336h",
-			remoteAddr: "192.0.2.1:4567",
-			wantName:   DefaultSessionCookieName, wantMaxAge: 1209600, wantExpiry: 336 * time.Hour, wantIP: "192.0.2.1",
+			name:     "default policy: 336h",
+			clientIP: "192.0.2.1",
+			wantName: DefaultSessionCookieName, wantMaxAge: 1209600, wantExpiry: 336 * time.Hour, wantIP: "192.0.2.1",
 		},
 		{
-			name:       "secure with custom name",
-			cfg:        SessionConfig{CookieName: "__Host-sid", Secure: true},
-			policy:     cookieFor(2 * time.Hour),
-			remoteAddr: "[2001:db8::1]:443",
-			wantName:   "__Host-sid", wantMaxAge: 7200, wantExpiry: 2 * time.Hour, wantIP: "2001:db8::1",
+			name:     "secure with custom name",
+			cfg:      SessionConfig{CookieName: "__Host-sid", Secure: true},
+			policy:   cookieFor(2 * time.Hour),
+			clientIP: "2001:db8::1",
+			wantName: "__Host-sid", wantMaxAge: 7200, wantExpiry: 2 * time.Hour, wantIP: "2001:db8::1",
 		},
 		{
-			name:       "browser cookie: no Max-Age, 24h on the server",
-			policy:     func(p *policies.Session) { p.Cookie = policies.CookieLifetime{Browser: true} },
-			remoteAddr: "192.0.2.1:4567",
-			wantName:   DefaultSessionCookieName, wantMaxAge: 0, wantExpiry: DefaultSessionLifetime, wantIP: "192.0.2.1",
+			name:     "browser cookie: no Max-Age, 24h on the server",
+			policy:   func(p *policies.Session) { p.Cookie = policies.CookieLifetime{Browser: true} },
+			clientIP: "192.0.2.1",
+			wantName: DefaultSessionCookieName, wantMaxAge: 0, wantExpiry: DefaultSessionLifetime, wantIP: "192.0.2.1",
 		},
 		{
 			name: "absolute timeout caps cookie and row",
@@ -279,8 +284,8 @@ func TestSessionsStartCookie(t *testing.T) {
 				cookieFor(time.Hour)(p)
 				p.AbsoluteTimeout = policies.Duration(30 * time.Minute)
 			},
-			remoteAddr: "192.0.2.1:4567",
-			wantName:   DefaultSessionCookieName, wantMaxAge: 1800, wantExpiry: 30 * time.Minute, wantIP: "192.0.2.1",
+			clientIP: "192.0.2.1",
+			wantName: DefaultSessionCookieName, wantMaxAge: 1800, wantExpiry: 30 * time.Minute, wantIP: "192.0.2.1",
 		},
 		{
 			name: "absolute timeout caps a browser session's row",
@@ -288,8 +293,8 @@ func TestSessionsStartCookie(t *testing.T) {
 				p.Cookie = policies.CookieLifetime{Browser: true}
 				p.AbsoluteTimeout = policies.Duration(2 * time.Hour)
 			},
-			remoteAddr: "192.0.2.1:4567",
-			wantName:   DefaultSessionCookieName, wantMaxAge: 0, wantExpiry: 2 * time.Hour, wantIP: "192.0.2.1",
+			clientIP: "192.0.2.1",
+			wantName: DefaultSessionCookieName, wantMaxAge: 0, wantExpiry: 2 * time.Hour, wantIP: "192.0.2.1",
 		},
 		{
 			name: "absolute timeout longer than the cookie changes nothing",
@@ -297,24 +302,22 @@ func TestSessionsStartCookie(t *testing.T) {
 				cookieFor(time.Hour)(p)
 				p.AbsoluteTimeout = policies.Duration(8 * time.Hour)
 			},
-			remoteAddr: "192.0.2.1:4567",
-			wantName:   DefaultSessionCookieName, wantMaxAge: 3600, wantExpiry: time.Hour, wantIP: "192.0.2.1",
+			clientIP: "192.0.2.1",
+			wantName: DefaultSessionCookieName, wantMaxAge: 3600, wantExpiry: time.Hour, wantIP: "192.0.2.1",
 		},
 		{
-			name:   "trusted client IP",
-			policy: cookieFor(time.Hour),
-			cfg: SessionConfig{ClientIP: func(*http.Request) string {
-				return "198.51.100.7"
-			}},
+			name:       "the resolved client IP, not the proxy",
+			policy:     cookieFor(time.Hour),
 			remoteAddr: "10.0.0.1:4567",
+			clientIP:   "198.51.100.7",
 			wantName:   DefaultSessionCookieName, wantMaxAge: 3600, wantExpiry: time.Hour, wantIP: "198.51.100.7",
 		},
 		{
-			name:       "no policy: the deprecated fields",
-			cfg:        SessionConfig{Lifetime: 2 * time.Hour},
-			legacy:     true,
-			remoteAddr: "192.0.2.1:4567",
-			wantName:   DefaultSessionCookieName, wantMaxAge: 7200, wantExpiry: 2 * time.Hour, wantIP: "192.0.2.1",
+			name:     "no policy: the deprecated fields",
+			cfg:      SessionConfig{Lifetime: 2 * time.Hour},
+			legacy:   true,
+			clientIP: "192.0.2.1",
+			wantName: DefaultSessionCookieName, wantMaxAge: 7200, wantExpiry: 2 * time.Hour, wantIP: "192.0.2.1",
 		},
 	}
 	for _, tt := range tests {
@@ -328,7 +331,10 @@ func TestSessionsStartCookie(t *testing.T) {
 			u := addUser(t, e.st, cheapArgon2, "alice", "correct horse", false)
 
 			req := httptest.NewRequest(http.MethodPost, "/login", nil)
-			req.RemoteAddr = tt.remoteAddr
+			if tt.remoteAddr != "" {
+				req.RemoteAddr = tt.remoteAddr
+			}
+			req = req.WithContext(reqinfo.With(req.Context(), reqinfo.Info{IP: netip.MustParseAddr(tt.clientIP), DeviceID: "browser-1"}))
 			req.Header.Set("User-Agent", strings.Repeat("é", 200)+"\x01")
 			rec := httptest.NewRecorder()
 			bs, err := e.sessions.Start(req.Context(), rec, req, u, Proof{})
@@ -370,7 +376,7 @@ func TestSessionsStartCookie(t *testing.T) {
 			}
 			started := events(t, e.recorder, audit.TypeSessionStarted, u.ID)
 			if len(started) != 1 || started[0].Outcome != audit.OutcomeSuccess || started[0].IP != tt.wantIP ||
-				started[0].Details["session_id"] != bs.ID {
+				started[0].Device != "browser-1" || started[0].Details["session_id"] != bs.ID {
 				t.Errorf("session.started events = %+v", started)
 			}
 		})

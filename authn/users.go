@@ -1,19 +1,18 @@
 package authn
 
 import (
+	"context"
+	"fmt"
 	"net/mail"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/portcullis/portcullis/fielderr"
-	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/storage"
 )
 
 // UserSpec is what an administrator supplies to create a user, from the CLI
-// or the admin API.
+// or the admin API (see Accounts.Create).
 type UserSpec struct {
 	Username      string `json:"username"`
 	Password      string `json:"password"`
@@ -29,31 +28,29 @@ const (
 	MaxPasswordLength = 1024
 )
 
-// checkPasswordLength adds to fe what is wrong with the length of pw, the
-// value of field. Every place a password is set uses it, so the bounds are
-// the same whether an administrator or the user chooses it.
-func checkPasswordLength(fe *fielderr.Error, field, pw string) {
+// PasswordLength is the rule every new password passes first, whoever
+// chooses it: Accounts runs it before any other PasswordRule, so that no
+// rule (a history check hashing the candidate, say) is handed a password
+// longer than MaxPasswordLength.
+func PasswordLength(_ context.Context, c PasswordCandidate) (string, error) {
+	return passwordLengthProblem(c.Password), nil
+}
+
+// passwordLengthProblem is PasswordLength without the rule's signature, for
+// a form that checks it before doing anything costly.
+func passwordLengthProblem(pw string) string {
 	switch n := utf8.RuneCountInString(pw); {
 	case n < MinPasswordLength:
-		fe.Add(field, "must be at least %d characters", MinPasswordLength)
+		return fmt.Sprintf("must be at least %d characters", MinPasswordLength)
 	case len(pw) > MaxPasswordLength:
-		fe.Add(field, "must be at most %d bytes", MaxPasswordLength)
+		return fmt.Sprintf("must be at most %d bytes", MaxPasswordLength)
 	}
+	return ""
 }
 
-// CheckPassword reports what is wrong with pw as a new password given in
-// field, as a *fielderr.Error, or nil. It is NewUser's rule, exported so an
-// administrator's reset judges a password exactly as user creation does.
-func CheckPassword(field, pw string) error {
-	var fe fielderr.Error
-	checkPasswordLength(&fe, field, pw)
-	return fe.Err()
-}
-
-// NewUser validates spec and builds the user to store, hashing the password
-// with argon2id under hasher's parameters.
-func NewUser(spec UserSpec, hasher hashing.Argon2) (*storage.User, error) {
-	var fe fielderr.Error
+// checkUsername adds to fe what is wrong with spec's username and returns
+// it in canonical form.
+func checkUsername(fe *fielderr.Error, spec UserSpec) string {
 	username := storage.CanonicalUsername(spec.Username)
 	switch {
 	case username == "":
@@ -63,7 +60,11 @@ func NewUser(spec UserSpec, hasher hashing.Argon2) (*storage.User, error) {
 	case strings.ContainsFunc(username, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		fe.Add("username", "must not contain control characters")
 	}
-	checkPasswordLength(&fe, "password", spec.Password)
+	return username
+}
+
+// checkEmail adds to fe what is wrong with spec's email fields.
+func checkEmail(fe *fielderr.Error, spec UserSpec) {
 	if spec.Email != "" {
 		if a, err := mail.ParseAddress(spec.Email); err != nil || a.Address != spec.Email {
 			fe.Add("email", "is not a valid email address")
@@ -72,23 +73,4 @@ func NewUser(spec UserSpec, hasher hashing.Argon2) (*storage.User, error) {
 	if spec.EmailVerified && spec.Email == "" {
 		fe.Add("email_verified", "needs an email")
 	}
-	if err := fe.Err(); err != nil {
-		return nil, err
-	}
-	hash, err := hasher.Hash(spec.Password)
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return nil, err
-	}
-	return &storage.User{
-		ID:            id.String(),
-		Username:      username,
-		Email:         spec.Email,
-		EmailVerified: spec.EmailVerified,
-		PasswordHash:  hash,
-		Admin:         spec.Admin,
-	}, nil
 }

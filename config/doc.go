@@ -31,5 +31,6 @@
 // The [token] and [session] tables are the policy engine's own types
 // (policies.Token, policies.Session), checked by the policy's Validate, so the
 // file and the admin API accept the same keys under the same rules. The
-// package imports only policies and fielderr from the project.
+// package imports only policies, fielderr and ipnets (trusted_proxies is
+// parsed as the server parses it) from the project.
 package config

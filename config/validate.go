@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/portcullis/portcullis/fielderr"
+	"github.com/portcullis/portcullis/ipnets"
 	"github.com/portcullis/portcullis/policies"
 )
 
@@ -107,14 +108,10 @@ func (s Server) validate(p *problems) {
 	if s.ShutdownTimeout.Duration <= 0 {
 		p.add("server.shutdown_timeout", "must be positive")
 	}
+	// The server parses the list with ipnets too, so what passes here
+	// starts.
 	for i, proxy := range s.TrustedProxies {
-		var err error
-		if strings.Contains(proxy, "/") {
-			_, err = netip.ParsePrefix(proxy)
-		} else {
-			_, err = netip.ParseAddr(proxy)
-		}
-		if err != nil {
+		if _, err := ipnets.ParsePrefix(proxy); err != nil {
 			p.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is neither an IP address nor a CIDR", proxy)
 		}
 	}

@@ -29,8 +29,11 @@ const ScopeAdmin = "admin"
 
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := parseOAuthForm(w, r); err != nil {
+		// Which parameter to trust is the question, so the redirect URI
+		// is not: the error is shown, never redirected.
+		p.authorizeError(w, r, nil, err)
+		return
 	}
 	// Back from the login page: the request comes from the login flow,
 	// not from the browser, and the person has just signed in for it.

@@ -16,19 +16,21 @@ import (
 // ClientSpec is what an administrator supplies to register a client, from
 // the CLI or the admin API.
 type ClientSpec struct {
-	ID                      string   `json:"client_id"`
-	Name                    string   `json:"client_name,omitempty"`
-	Secret                  string   `json:"client_secret,omitempty"`
-	RedirectURIs            []string `json:"redirect_uris,omitempty"`
-	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
-	GrantTypes              []string `json:"grant_types,omitempty"`
-	ResponseTypes           []string `json:"response_types,omitempty"`
-	Scopes                  []string `json:"scopes,omitempty"`
-	Audience                []string `json:"audience,omitempty"`
-	Public                  bool     `json:"public,omitempty"`
-	SkipConsent             bool     `json:"skip_consent,omitempty"`
-	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
-	AccessTokenFormat       string   `json:"access_token_format,omitempty"`
+	ID                     string   `json:"client_id"`
+	Name                   string   `json:"client_name,omitempty"`
+	Secret                 string   `json:"client_secret,omitempty"`
+	RedirectURIs           []string `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	GrantTypes             []string `json:"grant_types,omitempty"`
+	ResponseTypes          []string `json:"response_types,omitempty"`
+	Scopes                 []string `json:"scopes,omitempty"`
+	Audience               []string `json:"audience,omitempty"`
+	Public                 bool     `json:"public,omitempty"`
+	SkipConsent            bool     `json:"skip_consent,omitempty"`
+	// Introspect lets a resource server introspect every client's tokens.
+	Introspect              bool   `json:"introspect,omitempty"`
+	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+	AccessTokenFormat       string `json:"access_token_format,omitempty"`
 	// LogoURI, PolicyURI and TosURI are shown on the sign-in and consent
 	// pages (RFC 7591 client metadata).
 	LogoURI   string `json:"logo_uri,omitempty"`
@@ -114,6 +116,9 @@ func NewClient(spec ClientSpec, hasher hashing.Argon2) (*storage.Client, string,
 		if spec.TokenEndpointAuthMethod != "" && spec.TokenEndpointAuthMethod != "none" {
 			fe.Add("token_endpoint_auth_method", "a public client authenticates with \"none\"")
 		}
+		if spec.Introspect {
+			fe.Add("introspect", "a public client cannot introspect tokens")
+		}
 	} else {
 		if spec.Secret != "" && len(spec.Secret) < MinSuppliedSecretLength {
 			fe.Add("client_secret", "must be at least %d characters (or omit it to have one generated)", MinSuppliedSecretLength)
@@ -177,6 +182,7 @@ func NewClient(spec ClientSpec, hasher hashing.Argon2) (*storage.Client, string,
 		Audience:                spec.Audience,
 		Public:                  spec.Public,
 		SkipConsent:             spec.SkipConsent,
+		Introspect:              spec.Introspect,
 		TokenEndpointAuthMethod: spec.TokenEndpointAuthMethod,
 		AccessTokenFormat:       spec.AccessTokenFormat,
 		LogoURI:                 spec.LogoURI,

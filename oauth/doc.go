@@ -28,8 +28,11 @@
 // carries the request server-side and hands it back once, marked as just
 // authenticated.
 //
-// It imports policies, storage, audit, hashing, fielderr and templates;
-// never authn, policystore, admin, server or cmd. The browser session and
-// login flows reach it through the small BrowserSessions and LoginFlows
-// interfaces declared here.
+// The token endpoint honours a device_id form parameter (reqinfo), so the
+// events of a grant name the mobile or native device that asked for it.
+//
+// It imports policies, storage, audit, hashing, fielderr, templates and
+// reqinfo; never authn, policystore, admin, server or cmd. The browser
+// session and login flows reach it through the small BrowserSessions and
+// LoginFlows interfaces declared here.
 package oauth

@@ -22,9 +22,17 @@ import (
 // method it registered — fosite itself knows only HTTP Basic here.
 func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := parseOAuthForm(w, r); err != nil {
+		writeOAuthError(w, err)
+		return
+	}
 	if strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer ") {
 		ir, err := p.f.NewIntrospectionRequest(ctx, r, newSession())
+		if unavailable(err) {
+			p.outage(r, "introspect", err)
+			writeUnavailable(w)
+			return
+		}
 		if err != nil {
 			p.f.WriteIntrospectionError(ctx, w, err)
 			return
@@ -32,11 +40,12 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		writeIntrospection(w, ir, p.cfg.Issuer)
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		writeOAuthError(w, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form."))
+	c, err := p.authenticateClient(ctx, r, r.PostForm)
+	if unavailable(err) {
+		p.outage(r, "introspect", err)
+		writeUnavailable(w)
 		return
 	}
-	c, err := p.authenticateClient(ctx, r, r.PostForm)
 	if err == nil && c.IsPublic() {
 		err = fosite.ErrInvalidClient.WithHint("A public client cannot introspect tokens.")
 	}
@@ -50,11 +59,34 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tu, ar, err := p.f.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), newSession())
-	if err != nil {
+	// A client learns about its own tokens; only a resource server given
+	// the introspect permission learns about other clients' (their
+	// subject and username included). To anyone else a token that is not
+	// theirs is as good as unknown.
+	if unavailable(err) {
+		p.outage(r, "introspect", err)
+		writeUnavailable(w)
+		return
+	}
+	if err != nil || !mayIntrospect(c, ar) {
 		writeIntrospection(w, &fosite.IntrospectionResponse{Active: false}, p.cfg.Issuer)
 		return
 	}
 	writeIntrospection(w, &fosite.IntrospectionResponse{Active: true, AccessRequester: ar, TokenUse: tu}, p.cfg.Issuer)
+}
+
+// outage logs an endpoint's database failure.
+func (p *Provider) outage(r *http.Request, endpoint string, err error) {
+	p.cfg.Logger.ErrorContext(r.Context(), endpoint+": database unavailable", "err", err.Error())
+}
+
+// mayIntrospect reports whether client c may see token ar's details.
+func mayIntrospect(c fosite.Client, ar fosite.AccessRequester) bool {
+	if ar.GetClient().GetID() == c.GetID() {
+		return true
+	}
+	sc, ok := c.(*storage.Client)
+	return ok && sc.Introspect
 }
 
 // writeOAuthError writes an RFC 6749 5.2 error response.
@@ -122,9 +154,22 @@ func writeIntrospection(w http.ResponseWriter, ir fosite.IntrospectionResponder,
 
 func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := parseOAuthForm(w, r); err != nil {
+		p.formClientCORS(w, r)
+		writeOAuthError(w, err)
+		return
+	}
 	p.formClientCORS(w, r)
 	err := p.f.NewRevocationRequest(ctx, r)
+	// fosite reports a storage failure during revocation as its own
+	// temporarily_unavailable, without the cause.
+	if unavailable(err) || errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+		// RFC 7009 answers 200 for an unknown token, so an outage must not
+		// look like one: the client would believe the token revoked.
+		p.outage(r, "revoke", err)
+		writeUnavailable(w)
+		return
+	}
 	p.f.WriteRevocationResponse(ctx, w, err)
 }
 
@@ -138,7 +183,14 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		bearerError(w, http.StatusUnauthorized, "", "")
 		return
 	}
-	_, ar, err := p.f.IntrospectToken(ctx, token, fosite.AccessToken, newSession())
+	ar, err := p.accessToken(ctx, token)
+	if unavailable(err) {
+		p.clientCORS(w, r, nil)
+		p.outage(r, "userinfo", err)
+		w.Header().Set("Retry-After", retryAfter)
+		bearerError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The server cannot check the token right now; try again shortly.")
+		return
+	}
 	if err != nil {
 		p.clientCORS(w, r, nil)
 		bearerError(w, http.StatusUnauthorized, "invalid_token", "The access token is not active.")
@@ -154,6 +206,12 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := p.cfg.Store.User(ctx, ar.GetSession().GetSubject())
+	if unavailable(err) {
+		p.outage(r, "userinfo", err)
+		w.Header().Set("Retry-After", retryAfter)
+		bearerError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The server cannot read the account right now; try again shortly.")
+		return
+	}
 	if err != nil || u.Disabled {
 		bearerError(w, http.StatusUnauthorized, "invalid_token", "The token's subject no longer exists.")
 		return

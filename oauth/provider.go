@@ -326,7 +326,7 @@ func (d cachedDoc) serve(w http.ResponseWriter, r *http.Request, cacheControl st
 
 // VerifyAccessToken checks a bearer access token (for the admin API).
 func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*TokenInfo, error) {
-	_, ar, err := p.f.IntrospectToken(ctx, token, fosite.AccessToken, newSession())
+	ar, err := p.accessToken(ctx, token)
 	if err != nil {
 		return nil, fmt.Errorf("verify access token: %w", err)
 	}
@@ -337,6 +337,24 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*TokenI
 	}
 	info.ExpiresAt = ar.GetSession().GetExpiresAt(fosite.AccessToken)
 	return info, nil
+}
+
+// errNotAccessToken refuses a refresh token presented as a bearer token.
+var errNotAccessToken = fosite.ErrInactiveToken.WithHint("The token is not an access token.")
+
+// accessToken checks a bearer token. fosite's introspection falls back to
+// the refresh token strategy when the token is not an access token, so the
+// kind it found is checked: a refresh token is a credential for the token
+// endpoint only, never a bearer token.
+func (p *Provider) accessToken(ctx context.Context, token string) (fosite.AccessRequester, error) {
+	tu, ar, err := p.f.IntrospectToken(ctx, token, fosite.AccessToken, newSession())
+	if err != nil {
+		return nil, err
+	}
+	if tu != fosite.AccessToken {
+		return nil, errNotAccessToken
+	}
+	return ar, nil
 }
 
 // localPath is the authorize URL to come back to after login.

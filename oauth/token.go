@@ -1,23 +1,37 @@
 package oauth
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ory/fosite"
 
 	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/reqinfo"
 	"github.com/portcullis/portcullis/storage"
 )
 
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := parseOAuthForm(w, r); err != nil {
+		p.formClientCORS(w, r)
+		writeOAuthError(w, err)
+		return
+	}
 	p.formClientCORS(w, r)
 	session := newSession()
 	grant := r.PostFormValue("grant_type")
+	// A mobile or native client names its device in the token request;
+	// from here on it is the request's device, in every audit event of the
+	// grant.
+	if d := r.PostFormValue(reqinfo.DeviceIDParam); d != "" {
+		r = r.WithContext(reqinfo.WithDevice(ctx, d))
+		ctx = r.Context()
+	}
 	if grant != "" && !SupportedGrant(grant) {
 		p.tokenError(w, r, nil, grant, fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", grant))
 		return
@@ -96,9 +110,25 @@ func userOf(s *Session, grant string) string {
 // invalid_grant.
 func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, grant string, err error) {
 	ctx := r.Context()
+	if unavailable(err) {
+		p.cfg.Logger.ErrorContext(ctx, "token endpoint: database unavailable", "err", err.Error())
+		if p.cfg.Metrics != nil {
+			p.cfg.Metrics.TokenFailed(grant, errTemporarilyUnavailable.ErrorField)
+		}
+		writeUnavailable(w)
+		return
+	}
 	// fosite reports a code consumed between its two reads as
 	// ErrInvalidatedAuthorizeCode; our conditional update as ErrAlreadyUsed.
 	replay := errors.Is(err, storage.ErrAlreadyUsed) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode)
+	// The loser of a near-simultaneous redemption may instead find that
+	// the winner, still at work, already deleted the code's PKCE data. It
+	// waits for the winner to finish and then treats itself as the replay
+	// it is: the winner's tokens are revoked below. (An ID on ar means the
+	// code itself was found: only its PKCE data was not.)
+	if !replay && grant == GrantAuthorizationCode && errors.Is(err, fosite.ErrNotFound) && ar != nil && ar.GetID() != "" {
+		replay = p.awaitRedemption(ctx, r.PostForm.Get("code"))
+	}
 	if grant == GrantRefreshToken && p.serveGrace(w, r, ar, err) {
 		return
 	}
@@ -133,4 +163,37 @@ func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.
 		w.Header().Set("WWW-Authenticate", `Basic realm="portcullis"`)
 	}
 	p.f.WriteAccessError(ctx, w, ar, err)
+}
+
+// redemptionWait bounds how long a losing redemption waits for the
+// winning one to commit: a token request, not a batch job.
+const redemptionWait = 3 * time.Second
+
+// awaitRedemption waits for a concurrent redemption of code to commit and
+// reports whether the code is spent. A redemption that never commits (it
+// failed) leaves the code active; it is spent here then, so that it cannot
+// succeed after a replay was seen.
+func (p *Provider) awaitRedemption(ctx context.Context, code string) bool {
+	if code == "" {
+		return false
+	}
+	sig := p.strategy.AuthorizeCodeSignature(ctx, code)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(redemptionWait); time.Now().Before(deadline); {
+		_, err := p.cfg.Store.GetAuthorizeCodeSession(ctx, sig, newSession())
+		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	err := p.cfg.Store.InvalidateAuthorizeCodeSession(ctx, sig)
+	return err == nil || errors.Is(err, storage.ErrAlreadyUsed) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode)
 }

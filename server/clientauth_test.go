@@ -428,7 +428,8 @@ func TestIntrospectClientAuth(t *testing.T) {
 		introspectURL := in.issuer + "/oauth2/introspect"
 		postSecret := in.createClient(oauth.ClientSpec{ID: "rs-post", GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: "client_secret_post"})
 		key := newAssertionKey(t, jose.ES256, "rs-1")
-		in.createClient(oauth.ClientSpec{ID: "rs-jwt", GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: "private_key_jwt", JWKS: key.jwks(t)})
+		// rs-jwt is a resource server: it introspects rs-post's tokens.
+		in.createClient(oauth.ClientSpec{ID: "rs-jwt", GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: "private_key_jwt", JWKS: key.jwks(t), Introspect: true})
 		in.createClient(oauth.ClientSpec{ID: "spa", Public: true, GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{callback}, Scopes: []string{"openid"}})
 
 		cc := clientcredentials.Config{ClientID: "rs-post", ClientSecret: postSecret, TokenURL: in.issuer + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}

@@ -501,7 +501,9 @@ func TestReuseDetectionIsAudited(t *testing.T) {
 
 func TestPolicyPerApplication(t *testing.T) {
 	eachBackend(t, func(t *testing.T, dbURL string) {
-		f := newFixture(t, dbURL, true)
+		// webapp reads the expiry of other's tokens too: it needs the
+		// introspect permission of a resource server.
+		f := newFixture(t, dbURL, true, func(s *oauth.ClientSpec) { s.Introspect = true })
 		otherSecret := f.createClient(oauth.ClientSpec{ID: "other", GrantTypes: []string{"client_credentials"}, Scopes: []string{"profile"}, SkipConsent: true})
 		adm := f.admin()
 		ccToken := func(id, secret string) *oauth2.Token {

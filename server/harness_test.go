@@ -134,12 +134,9 @@ func (in *instance) createClient(spec oauth.ClientSpec) string {
 
 func (in *instance) createUser(spec authn.UserSpec) string {
 	in.t.Helper()
-	u, err := authn.NewUser(spec, cheapHash)
+	u, err := in.srv.Accounts().Create(context.Background(), spec, authn.Actor{ID: "test-setup"})
 	if err != nil {
-		in.t.Fatalf("NewUser: %v", err)
-	}
-	if err := in.srv.Store().CreateUser(context.Background(), u); err != nil {
-		in.t.Fatalf("CreateUser: %v", err)
+		in.t.Fatalf("create user: %v", err)
 	}
 	return u.ID
 }

@@ -23,8 +23,8 @@ func TestMetrics(t *testing.T) {
 	mux.HandleFunc("GET /panic", func(w http.ResponseWriter, r *http.Request) {
 		panic("boom")
 	})
-	// RequestID outside Metrics exercises pattern propagation as well.
-	h := RequestID(m.Middleware(mux))
+	// Identify outside Metrics exercises pattern propagation as well.
+	h := Identify(nil, nil)(m.Middleware(mux))
 
 	requests := []struct {
 		method, target string

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
@@ -10,6 +9,9 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"time"
+
+	"github.com/portcullis/portcullis/ipnets"
+	"github.com/portcullis/portcullis/reqinfo"
 )
 
 // RequestIDHeader is the header carrying the request id in both directions,
@@ -18,31 +20,6 @@ import (
 const RequestIDHeader = "X-Request-Id"
 
 const maxRequestIDLen = 64
-
-type requestIDKey struct{}
-
-// RequestID makes every request carry an id, reusing a well-formed incoming
-// X-Request-Id so ids assigned by a fronting proxy survive. Anything else is
-// replaced rather than sanitised: the id ends up in logs and response headers,
-// and an attacker-chosen value must not be able to forge log lines.
-func RequestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(RequestIDHeader)
-		if !validRequestID(id) {
-			id = newRequestID()
-		}
-		w.Header().Set(RequestIDHeader, id)
-		r2 := r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-		next.ServeHTTP(w, r2)
-		propagatePattern(r, r2)
-	})
-}
-
-// RequestIDFrom returns the id stored by RequestID, or "" outside it.
-func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
 
 func validRequestID(id string) bool {
 	if len(id) == 0 || len(id) > maxRequestIDLen {
@@ -78,8 +55,8 @@ func propagatePattern(outer, inner *http.Request) {
 	}
 }
 
-// AccessLog writes one line per completed request. Place it inside RequestID
-// and ClientIP.Middleware so it can see their context values.
+// AccessLog writes one line per completed request. Place it inside Identify
+// so it can see the request identity.
 //
 // Only r.URL.Path is logged, never the query string or RequestURI: on an
 // authorization server those carry authorization codes, state and sometimes
@@ -115,7 +92,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 					slog.Int("status", status),
 					slog.Int64("bytes", rec.bytes),
 					slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-					slog.String("request_id", RequestIDFrom(r.Context())),
+					slog.String("request_id", reqinfo.From(r.Context()).RequestID),
 					slog.String("client_ip", clientIPString(r)),
 				)
 				logger.LogAttrs(r.Context(), level, "http request", attrs...)
@@ -126,10 +103,10 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// clientIPString prefers the address resolved by ClientIP.Middleware, which
-// honours trusted proxies, and falls back to the TCP peer.
+// clientIPString prefers the address resolved by Identify, which honours
+// trusted proxies, and falls back to the TCP peer.
 func clientIPString(r *http.Request) string {
-	if ip := ClientIPFrom(r.Context()); ip.IsValid() {
+	if ip := reqinfo.From(r.Context()).IP; ip.IsValid() {
 		return ip.String()
 	}
 	if ip := remoteAddr(r.RemoteAddr); ip.IsValid() {
@@ -142,13 +119,13 @@ func clientIPString(r *http.Request) string {
 // may be a bare address in tests or behind unusual listeners.
 func remoteAddr(s string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return normalizeAddr(ap.Addr())
+		return ipnets.Normalize(ap.Addr())
 	}
 	if host, _, err := net.SplitHostPort(s); err == nil {
 		s = host
 	}
 	if a, err := netip.ParseAddr(s); err == nil {
-		return normalizeAddr(a)
+		return ipnets.Normalize(a)
 	}
 	return netip.Addr{}
 }
@@ -215,7 +192,7 @@ func Recoverer(logger *slog.Logger) func(http.Handler) http.Handler {
 					slog.Any("panic", v),
 					slog.String("method", r.Method),
 					slog.String("path", r.URL.Path),
-					slog.String("request_id", RequestIDFrom(r.Context())),
+					slog.String("request_id", reqinfo.From(r.Context()).RequestID),
 					slog.String("stack", string(debug.Stack())),
 				)
 				if rec.wroteHeader {

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/portcullis/portcullis/reqinfo"
 )
 
 func TestRequestID(t *testing.T) {
@@ -33,8 +35,8 @@ func TestRequestID(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var seen string
-			h := RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				seen = RequestIDFrom(r.Context())
+			h := Identify(nil, nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				seen = reqinfo.From(r.Context()).RequestID
 			}))
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
 			for _, v := range tt.incoming {
@@ -57,12 +59,6 @@ func TestRequestID(t *testing.T) {
 				t.Fatalf("id = %q, want 32 hex chars", got)
 			}
 		})
-	}
-}
-
-func TestRequestIDFromEmptyContext(t *testing.T) {
-	if got := RequestIDFrom(t.Context()); got != "" {
-		t.Fatalf("RequestIDFrom(empty) = %q, want empty", got)
 	}
 }
 
@@ -104,12 +100,12 @@ func TestAccessLog(t *testing.T) {
 
 	type chain func(logger *slog.Logger, h http.Handler) http.Handler
 	inside := func(logger *slog.Logger, h http.Handler) http.Handler {
-		return RequestID(trustAll.Middleware(AccessLog(logger)(h)))
+		return Identify(trustAll, nil)(AccessLog(logger)(h))
 	}
 	// AccessLog outermost: request id and client ip context are invisible
 	// to it, but the route must still come through.
 	outside := func(logger *slog.Logger, h http.Handler) http.Handler {
-		return AccessLog(logger)(RequestID(trustAll.Middleware(h)))
+		return AccessLog(logger)(Identify(trustAll, nil)(h))
 	}
 
 	tests := []struct {
@@ -319,7 +315,7 @@ func TestRecoverer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			logger := slog.New(slog.NewJSONHandler(&buf, nil))
-			h := RequestID(Recoverer(logger)(tt.handler))
+			h := Identify(nil, nil)(Recoverer(logger)(tt.handler))
 			rr := httptest.NewRecorder()
 			req := httptest.NewRequest(http.MethodGet, "/x", nil)
 			req.Header.Set(RequestIDHeader, "req-1")

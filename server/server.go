@@ -41,6 +41,9 @@ type Options struct {
 	// LoginHooks are an embedding program's own sign-in steps, run on every
 	// sign-in in the phase each names (see authn.Hook).
 	LoginHooks []authn.Hook
+	// PasswordRules are an embedding program's own password rules, run on
+	// every password write after the built-in ones (see authn.PasswordRule).
+	PasswordRules []authn.PasswordRule
 }
 
 // Server is one Portcullis instance.
@@ -57,6 +60,8 @@ type Server struct {
 	handler  http.Handler
 	reload   time.Duration
 	hooks    []authn.Hook
+	rules    []authn.PasswordRule
+	accounts *authn.Accounts
 }
 
 // OpenStore opens (and, unless disabled, migrates) the configured database
@@ -165,7 +170,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, now: opts.Now, store: store, metrics: NewMetrics(), reload: opts.ReloadInterval, hooks: opts.LoginHooks}
+	s := &Server{cfg: cfg, logger: logger, now: opts.Now, store: store, metrics: NewMetrics(), reload: opts.ReloadInterval, hooks: opts.LoginHooks, rules: opts.PasswordRules}
 	if err := s.build(ctx, secrets); err != nil {
 		_ = store.Close()
 		return nil, err
@@ -202,15 +207,15 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	if err != nil {
 		return fmt.Errorf("server.trusted_proxies: %w", err)
 	}
+	devices, err := NewDeviceCookie(secrets, secure)
+	if err != nil {
+		return err
+	}
 	csrfKey, err := storage.DeriveKey(secrets[0], "portcullis/csrf/v1", 32)
 	if err != nil {
 		return err
 	}
 	hasher := hashing.Argon2{Memory: cfg.Hashing.MemoryKiB, Iterations: cfg.Hashing.Iterations, Parallelism: cfg.Hashing.Parallelism}
-	csrf, err := authn.NewCSRF(csrfKey, secure, origin)
-	if err != nil {
-		return err
-	}
 	sessions := authn.NewSessions(s.store, s.store, authn.SessionConfig{
 		CookieName: cfg.Session.CookieName,
 		// Browser sessions are shared by every application (single sign-on):
@@ -218,7 +223,6 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		// in to decides admission (see authn.SessionConfig.Policy).
 		Policy:   func(clientID string) policies.Session { return s.policies.For(clientID).Session },
 		Secure:   secure,
-		ClientIP: func(r *http.Request) string { return clientIP.From(r).String() },
 		Recorder: rec,
 		Logger:   s.logger,
 	}, s.now)
@@ -226,6 +230,16 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		authn.WithPolicies(s.policies.For), authn.WithClock(s.now),
 		authn.WithTransactions(s.store), authn.WithHooks(s.hooks...))
 	flows := authn.NewFlows(s.store, secure, s.now)
+	s.accounts = authn.NewAccounts(authn.AccountsConfig{
+		Store: s.store, Sessions: s.store, Hasher: hasher, Recorder: rec,
+		Policies: s.policies.For, Rules: s.rules, Now: s.now,
+	})
+	// Form tokens are bound to the browser's session, or before sign-in
+	// to its login flow, so a planted cookie and token pair is useless.
+	csrf, err := authn.NewCSRF(csrfKey, secure, origin, sessions.CookieName(), flows.CookieName())
+	if err != nil {
+		return err
+	}
 
 	s.provider, err = oauth.New(oauth.Config{
 		ScopeDescriptions: cfg.Scopes.Descriptions,
@@ -254,7 +268,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	login := authn.NewLoginHandler(pipeline, sessions, flows, csrf, tmpl, s.provider, s.logger)
 	mux.Handle("GET /login", login)
 	mux.Handle("POST /login", login)
-	password := authn.NewPasswordHandler(pipeline, sessions, s.store, csrf, tmpl, rec, s.logger)
+	password := authn.NewPasswordHandler(pipeline, sessions, s.accounts, csrf, tmpl, s.logger)
 	mux.Handle("GET "+authn.PasswordPath, password)
 	mux.Handle("POST "+authn.PasswordPath, password)
 	mux.Handle("GET /static/", tmpl.Static())
@@ -267,8 +281,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		tmpl.Render(w, http.StatusOK, "index.html", page)
 	})
 	mux.Handle("/admin/", admin.New(admin.Config{Store: s.store, Tokens: s.provider, Hasher: hasher, Logger: s.logger, Audit: rec,
-		ClientIP: func(r *http.Request) string { return clientIP.From(r).String() },
-		Policies: s.policies, Sessions: s.store, Passwords: s.store, Keys: keys}))
+		Policies: s.policies, Sessions: s.store, Accounts: s.accounts, Keys: keys}))
 	mux.HandleFunc("GET /health/alive", func(w http.ResponseWriter, r *http.Request) {
 		writeHealth(w, http.StatusOK, "ok")
 	})
@@ -289,8 +302,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	h = Recoverer(s.logger)(h)
 	h = s.metrics.Middleware(h)
 	h = AccessLog(s.logger)(h)
-	h = clientIP.Middleware(h)
-	h = RequestID(h)
+	h = Identify(clientIP, devices)(h)
 	s.handler = h
 	return nil
 }
@@ -320,6 +332,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Store is the server's storage (tests and the CLI use it).
 func (s *Server) Store() *storage.Store { return s.store }
+
+// Accounts is the instance's accounts service: every password write and
+// every end of all of a user's sessions goes through it.
+func (s *Server) Accounts() *authn.Accounts { return s.accounts }
 
 // Audit is the instance's security event recorder.
 func (s *Server) Audit() *audit.Recorder { return s.audit }

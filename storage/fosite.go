@@ -89,7 +89,7 @@ func (s *Store) getToken(ctx context.Context, kind, signature string, session fo
 		return nil, false, fositeErr(fmt.Errorf("get %s: %w", kind, ErrNotFound))
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("get %s: %w", kind, err)
+		return nil, false, fmt.Errorf("get %s: %w: %w", kind, ErrUnavailable, err)
 	}
 	client, err := s.cachedClient(ctx, clientID)
 	if err != nil {
@@ -309,6 +309,10 @@ type TokenFilter struct {
 	ClientID  string
 	Subject   string
 	SessionID string
+	// ExceptSessionID, when set, spares the tokens issued under that
+	// browser session: a password change ends everything but the session
+	// it was made from.
+	ExceptSessionID string
 	// IssuedBefore, when set, limits the match to tokens issued before it.
 	IssuedBefore time.Time
 }
@@ -325,6 +329,9 @@ func (s *Store) RevokeTokens(ctx context.Context, f TokenFilter) (int64, error) 
 	}
 	if f.SessionID != "" {
 		q = q.Where("session_id = ?", f.SessionID)
+	}
+	if f.ExceptSessionID != "" {
+		q = q.Where("session_id <> ?", f.ExceptSessionID)
 	}
 	if !f.IssuedBefore.IsZero() {
 		q = q.Where("created_at < ?", f.IssuedBefore.UTC())

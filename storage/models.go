@@ -5,22 +5,25 @@ import "time"
 // Client is an OAuth 2.0 client registration. It implements fosite.Client and
 // fosite.OpenIDConnectClient (see client.go).
 type Client struct {
-	ID                      string   `gorm:"column:id;primaryKey"`
-	Name                    string   `gorm:"column:name"`
-	SecretHash              string   `gorm:"column:secret_hash"`
-	RedirectURIs            []string `gorm:"column:redirect_uris;serializer:json"`
-	PostLogoutRedirectURIs  []string `gorm:"column:post_logout_redirect_uris;serializer:json"`
-	GrantTypes              []string `gorm:"column:grant_types;serializer:json"`
-	ResponseTypes           []string `gorm:"column:response_types;serializer:json"`
-	Scopes                  []string `gorm:"column:scopes;serializer:json"`
-	Audience                []string `gorm:"column:audience;serializer:json"`
-	Public                  bool     `gorm:"column:public"`
-	SkipConsent             bool     `gorm:"column:skip_consent"`
-	TokenEndpointAuthMethod string   `gorm:"column:token_endpoint_auth_method"`
-	AccessTokenFormat       string   `gorm:"column:access_token_format"` // "" (server default), "opaque" or "jwt"
-	LogoURI                 string   `gorm:"column:logo_uri"`
-	PolicyURI               string   `gorm:"column:policy_uri"`
-	TosURI                  string   `gorm:"column:tos_uri"`
+	ID                     string   `gorm:"column:id;primaryKey"`
+	Name                   string   `gorm:"column:name"`
+	SecretHash             string   `gorm:"column:secret_hash"`
+	RedirectURIs           []string `gorm:"column:redirect_uris;serializer:json"`
+	PostLogoutRedirectURIs []string `gorm:"column:post_logout_redirect_uris;serializer:json"`
+	GrantTypes             []string `gorm:"column:grant_types;serializer:json"`
+	ResponseTypes          []string `gorm:"column:response_types;serializer:json"`
+	Scopes                 []string `gorm:"column:scopes;serializer:json"`
+	Audience               []string `gorm:"column:audience;serializer:json"`
+	Public                 bool     `gorm:"column:public"`
+	SkipConsent            bool     `gorm:"column:skip_consent"`
+	// Introspect lets the client (a resource server) introspect tokens
+	// issued to any client; without it, only its own.
+	Introspect              bool   `gorm:"column:introspect"`
+	TokenEndpointAuthMethod string `gorm:"column:token_endpoint_auth_method"`
+	AccessTokenFormat       string `gorm:"column:access_token_format"` // "" (server default), "opaque" or "jwt"
+	LogoURI                 string `gorm:"column:logo_uri"`
+	PolicyURI               string `gorm:"column:policy_uri"`
+	TosURI                  string `gorm:"column:tos_uri"`
 	// AllowedCORSOrigins are the browser origins (scheme://host[:port])
 	// allowed to call the token, revocation and userinfo endpoints for this
 	// client. Mirrored, for preflight lookups, in client_cors_origins.

@@ -200,7 +200,7 @@ func mapErr(op string, err error) error {
 	case errors.Is(err, gorm.ErrForeignKeyViolated):
 		return fmt.Errorf("%s: %w: referenced row missing", op, ErrNotFound)
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
 }
 
 func redactURL(raw string) string {
@@ -225,7 +225,7 @@ func (s *Store) conn(ctx context.Context) *gorm.DB {
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 	tx := s.db.WithContext(ctx).Begin()
 	if tx.Error != nil {
-		return ctx, fmt.Errorf("begin transaction: %w", tx.Error)
+		return ctx, fmt.Errorf("begin transaction: %w: %w", ErrUnavailable, tx.Error)
 	}
 	return context.WithValue(ctx, txKey{}, tx), nil
 }
@@ -237,7 +237,7 @@ func (s *Store) Commit(ctx context.Context) error {
 		return errors.New("commit: no transaction in context")
 	}
 	if err := tx.Commit().Error; err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("commit: %w: %w", ErrUnavailable, err)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/oauth"
+	"github.com/portcullis/portcullis/policystore"
 	"github.com/portcullis/portcullis/server"
 	"github.com/portcullis/portcullis/storage"
 )
@@ -51,6 +52,19 @@ func (a *app) audited(ctx context.Context, store *storage.Store, trail *audit.Re
 		}
 		return trail.Record(ctx, e)
 	})
+}
+
+// accounts is the accounts service over store, as the server builds it:
+// the same password rules and hashing, under the effective policy
+// (config.toml with the changes stored through the admin API).
+func (a *app) accounts(ctx context.Context, cfg *config.Config, store *storage.Store, trail *audit.Recorder) (*authn.Accounts, error) {
+	engine, err := policystore.New(ctx, store, cfg.Policy(), trail, newLogger(a.stderr, cfg.Log), time.Now)
+	if err != nil {
+		return nil, err
+	}
+	return authn.NewAccounts(authn.AccountsConfig{
+		Store: store, Sessions: store, Hasher: hasherFor(cfg), Recorder: trail, Policies: engine.For,
+	}), nil
 }
 
 func (a *app) printJSON(v any) error {
@@ -189,6 +203,7 @@ func (a *app) clientsCmd() *cobra.Command {
 	f.StringVar(&spec.TosURI, "tos-uri", "", "https URL of the client's terms of service, linked from the sign-in and consent pages")
 	f.BoolVar(&spec.Public, "public", false, "public client (no secret; PKCE S256 required)")
 	f.BoolVar(&spec.SkipConsent, "skip-consent", false, "first-party client: never show the consent page")
+	f.BoolVar(&spec.Introspect, "introspect", false, "resource server: may introspect tokens issued to any client (without it, only its own)")
 	f.StringVar(&spec.AccessTokenFormat, "access-token-format", "", "opaque or jwt (default: token.format)")
 	f.StringVar(&spec.TokenEndpointAuthMethod, "token-endpoint-auth-method", "",
 		"how the client authenticates at the token endpoint: client_secret_basic, client_secret_post, private_key_jwt (needs --jwks) or none (public clients); "+
@@ -312,18 +327,17 @@ func (a *app) usersCmd() *cobra.Command {
 				if spec.Password, err = a.password(cmd.Context(), cmd, spec.Username, password, fromStdin); err != nil {
 					return err
 				}
-				u, err := authn.NewUser(spec, hasherFor(cfg))
+				accounts, err := a.accounts(cmd.Context(), cfg, store, trail)
 				if err != nil {
 					return err
 				}
-				e := audit.Event{Type: audit.TypeUserCreated, UserID: u.ID, Details: map[string]any{"username": u.Username}}
-				err = a.audited(cmd.Context(), store, trail, e, func(ctx context.Context) error { return store.CreateUser(ctx, u) })
+				u, err := accounts.Create(cmd.Context(), spec, authn.Actor{ID: a.actor()})
 				if errors.Is(err, storage.ErrConflict) {
 					// Ids are fresh UUIDs, so the clash is the username.
-					return fmt.Errorf("user %q already exists", u.Username)
+					return fmt.Errorf("user %q already exists", storage.CanonicalUsername(spec.Username))
 				}
 				if err != nil {
-					return fmt.Errorf("create user %s: %w", u.Username, err)
+					return err
 				}
 				return a.printJSON(admin.NewUserView(u))
 			})

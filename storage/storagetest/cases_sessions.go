@@ -70,6 +70,16 @@ func sessionCases() []suiteCase {
 			if n != 2 || isActive(t, s, aliceB) {
 				t.Fatalf("revoke all revoked %d", n)
 			}
+
+			kept, _ := issue(t, s, clk, a, "r4", "carol", "s1")
+			sessionless, _ := issue(t, s, clk, a, "r5", "carol", "")
+			other, _ := issue(t, s, clk, b, "r6", "carol", "s2")
+			n, err = s.RevokeTokens(t.Context(), storage.TokenFilter{Subject: "carol", ExceptSessionID: "s1"})
+			must(t, "RevokeTokens except session", err)
+			if n != 4 || !isActive(t, s, kept) || isActive(t, s, sessionless) || isActive(t, s, other) {
+				t.Fatalf("except-session revoked %d; s1 active=%v sessionless=%v s2=%v", n,
+					isActive(t, s, kept), isActive(t, s, sessionless), isActive(t, s, other))
+			}
 		}},
 		{"Sessions/EndBrowserSessionRevokesItsTokens", func(t *testing.T, s *storage.Store, clk *Clock) {
 			app := createClient(t, s, "app")

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/reqinfo"
@@ -236,7 +235,7 @@ func readForm(w http.ResponseWriter, r *http.Request, limit int64, csrf *CSRF, p
 	// sender's mistake on every backend, answered before it goes further.
 	for name, vs := range r.PostForm {
 		for _, v := range vs {
-			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			if !storage.StorableText(v) {
 				showError(pages, w, http.StatusBadRequest, "Bad request",
 					"The form field "+strconv.Quote(strings.ToValidUTF8(name, "?"))+" holds characters that cannot be accepted.")
 				return false

@@ -2,13 +2,15 @@ package oauth
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/ory/fosite"
+
+	"github.com/portcullis/portcullis/storage"
 )
 
 // maxFormBody bounds the body of every OAuth endpoint: a token request
@@ -47,49 +49,22 @@ func parseOAuthForm(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodPost {
 		params = r.PostForm
 	}
-	if name, ok := repeated(params); ok {
+	if name, ok := firstParam(params, func(k string, vs []string) bool { return len(vs) > 1 && !repeatable(k) }); ok {
 		return fosite.ErrInvalidRequest.WithHintf("The parameter %q is given more than once.", name)
 	}
-	if name, ok := unstorable(r.Form); ok {
-		return fosite.ErrInvalidRequest.WithHintf("The parameter %q holds a NUL byte or invalid UTF-8.", name)
+	if name, ok := firstParam(r.Form, func(k string, vs []string) bool {
+		return !storage.StorableText(k) || slices.ContainsFunc(vs, func(v string) bool { return !storage.StorableText(v) })
+	}); ok {
+		return fosite.ErrInvalidRequest.WithHintf("The parameter %q holds a NUL byte or invalid UTF-8.", strings.ToValidUTF8(strings.ReplaceAll(name, "\x00", ""), "?"))
 	}
 	return nil
 }
 
-// unstorable returns the first (by name) parameter whose name or value
-// holds a NUL byte or invalid UTF-8: PostgreSQL refuses both in text, so
-// they are bad input, not a server error, on every backend alike.
-func unstorable(v url.Values) (string, bool) {
-	names := make([]string, 0, len(v))
-	for k := range v {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		if !storableText(k) {
-			return strings.ToValidUTF8(strings.ReplaceAll(k, "\x00", ""), "?"), true
-		}
-		for _, val := range v[k] {
-			if !storableText(val) {
-				return k, true
-			}
-		}
-	}
-	return "", false
-}
-
-// storableText reports whether s can be stored as text on every backend.
-func storableText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
-
-// repeated returns the first (by name) parameter sent more than once.
-func repeated(v url.Values) (string, bool) {
-	names := make([]string, 0, len(v))
-	for k := range v {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		if len(v[k]) > 1 && !repeatable(k) {
+// firstParam returns, in name order so the answer is stable, the first
+// parameter bad reports.
+func firstParam(v url.Values, bad func(name string, values []string) bool) (string, bool) {
+	for _, k := range slices.Sorted(maps.Keys(v)) {
+		if bad(k, v[k]) {
 			return k, true
 		}
 	}

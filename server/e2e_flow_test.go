@@ -206,12 +206,7 @@ func TestLoginFormAppliesTheClientsPolicy(t *testing.T) {
 		t.Fatalf("first sign-in to strict: %s", loc)
 	}
 	// A second browser signing in to the strict application is refused...
-	b := f.browser()
-	resp, page := b.get(authURL(&strict))
-	form := hiddenFields(page)
-	form.Set("username", "alice")
-	form.Set("password", alicePass)
-	resp, body := b.postForm(f.issuer+"/login", form)
+	resp, body := f.browser().postLogin(authURL(&strict), "alice", alicePass)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "too many devices") {
 		t.Fatalf("second session for strict: %d, want the too-many-sessions message", resp.StatusCode)
 	}
@@ -236,12 +231,7 @@ func TestCustomLoginStep(t *testing.T) {
 	}}
 	in := startWithHooks(t, storagetest.SQLiteURL(t), &testClock{}, []authn.Hook{hook})
 	f := fixtureOn(t, in, true)
-	b := f.browser()
-	resp, page := b.get(f.conf.AuthCodeURL("abcdefghij", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-	form := hiddenFields(page)
-	form.Set("username", "alice")
-	form.Set("password", alicePass)
-	resp, body := b.postForm(f.issuer+"/login", form)
+	resp, body := f.browser().postLogin(f.conf.AuthCodeURL("abcdefghij", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), "alice", alicePass)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Invalid username or password.") || resp.Header.Get("Location") != "" {
 		t.Fatalf("login denied by the custom step: %d, want the login page with the usual message", resp.StatusCode)
 	}

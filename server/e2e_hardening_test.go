@@ -220,12 +220,7 @@ func TestUnstorableInputIsBadRequest(t *testing.T) {
 			})
 		}
 		t.Run("NUL in the login form", func(t *testing.T) {
-			b := f.browser()
-			_, page := b.get(f.conf.AuthCodeURL("abcdefghij", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-			form := hiddenFields(page)
-			form.Set("username", "alice\x00")
-			form.Set("password", alicePass)
-			resp, body := b.postForm(f.issuer+"/login", form)
+			resp, body := f.browser().postLogin(f.conf.AuthCodeURL("abcdefghij", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), "alice\x00", alicePass)
 			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "username") {
 				t.Fatalf("%d, want 400 naming username", resp.StatusCode)
 			}

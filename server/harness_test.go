@@ -206,6 +206,17 @@ func hiddenFields(page string) url.Values {
 	return v
 }
 
+// postLogin opens authURL, which must lead to the login page, and submits
+// its form with username and password; it returns the answer to the POST.
+func (b *browser) postLogin(authURL, username, password string) (*http.Response, string) {
+	b.t.Helper()
+	_, page := b.get(authURL)
+	form := hiddenFields(page)
+	form.Set("username", username)
+	form.Set("password", password)
+	return b.postForm(b.issuer+"/login", form)
+}
+
 // signIn drives the authorize URL through the real login form (and consent
 // when shown) and returns the final redirect to the client.
 func (b *browser) signIn(authURL, username, password string, consent string) *url.URL {

@@ -1,6 +1,10 @@
 package storage
 
-import "errors"
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+)
 
 // Sentinel errors, wrapped with %w by every method so callers can test with
 // errors.Is regardless of the backend.
@@ -19,3 +23,9 @@ var (
 	// credential: a client told "invalid token" drops its tokens.
 	ErrUnavailable = errors.New("storage: database unavailable")
 )
+
+// StorableText reports whether s can be stored as text on every backend:
+// PostgreSQL refuses NUL bytes and invalid UTF-8, which SQLite would keep.
+// Input holding either is the sender's mistake, to be refused before it
+// reaches the database.
+func StorableText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }

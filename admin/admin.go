@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -273,9 +274,13 @@ func (p *statusProbe) WriteHeader(status int) {
 	}
 }
 
-// adapt authorises the request (unless the route is public), runs the route
-// and renders whatever error it returns.
+// adapt authorises the request (unless the route is public), refuses its
+// path values and query parameters when they hold text no database can
+// store (checkURLText), runs the route and renders whatever error it
+// returns. Authorisation comes first so that a caller without a token learns
+// nothing but 401, whatever it sends.
 func (h *handler) adapt(rt route) http.Handler {
+	wildcards := pathWildcards(rt.pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var (
 			who *oauth.TokenInfo
@@ -283,6 +288,9 @@ func (h *handler) adapt(rt route) http.Handler {
 		)
 		if !rt.public {
 			who, err = h.authorize(r)
+		}
+		if err == nil {
+			err = checkURLText(r, wildcards)
 		}
 		if err == nil {
 			err = rt.handle(w, r, who)
@@ -315,6 +323,12 @@ func (h *handler) authorize(r *http.Request) (*oauth.TokenInfo, error) {
 	}
 	if token == "" {
 		return nil, invalid(errors.New("empty bearer token"))
+	}
+	if !storage.StorableText(token) {
+		// The verifier looks tokens up by a part of their text, which
+		// PostgreSQL would refuse and the caller be told 503 to retry a
+		// token that can never be valid: RFC 6750's b64token is ASCII.
+		return nil, invalid(errors.New("bearer token holds a NUL byte or invalid UTF-8"))
 	}
 	info, err := h.tokens.VerifyAccessToken(r.Context(), token)
 	if errors.Is(err, storage.ErrUnavailable) {
@@ -363,7 +377,8 @@ func (h *handler) openAPI(w http.ResponseWriter, _ *http.Request, _ *oauth.Token
 
 // decodeJSON reads a request body holding exactly one JSON object into dst,
 // rejecting unknown fields, so that a typo in a field name is an error rather
-// than a silently ignored setting.
+// than a silently ignored setting, and text no database can store
+// (readBody, checkJSONText), so that dst never holds any.
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
@@ -372,19 +387,25 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 			description: "the request body must be application/json",
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
 	}
 	switch _, err := dec.Token(); {
 	case errors.Is(err, io.EOF):
-		return nil
 	case err != nil:
 		return decodeError(err)
 	default:
 		return badRequest(errors.New("trailing data after JSON value"), "the request body must hold a single JSON value")
 	}
+	// After decoding, which has proved the body well-formed, so that the
+	// walk meets no syntax error of its own.
+	return checkJSONText(body)
 }
 
 // decodeError turns an encoding/json failure into a 400 (or 413) that names

@@ -18,6 +18,12 @@
 // dependency (Config.Policies, Sessions, Accounts, Keys) is missing are not
 // served.
 //
+// Text no database can store, a NUL (in JSON also the escape \u0000) or
+// invalid UTF-8, is refused with 400 naming the field before any handler
+// runs, wherever it is: a path value, a query parameter, any string or key
+// of a JSON body (text.go). PostgreSQL would fail on it where SQLite stores
+// it, so without the check one request would answer differently per backend.
+//
 // Handlers return errors instead of writing them: one adapter turns every
 // error into a JSON body and status, so all failures look alike and internal
 // details reach the log, never the response.

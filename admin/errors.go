@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/portcullis/portcullis/fielderr"
+	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -81,6 +82,9 @@ func classify(err error) *apiError {
 	case errors.Is(err, storage.ErrUnavailable):
 		return &apiError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
 			description: "the database is not answering; try again shortly", cause: err}
+	case errors.Is(err, hashing.ErrBusy):
+		return &apiError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+			description: "too many passwords are being checked at once; try again shortly", cause: err}
 	}
 	return &apiError{status: http.StatusInternalServerError, code: "server_error", cause: err}
 }

@@ -299,13 +299,41 @@ func apiCalls() []apiCall {
 			broken.name, broken.token, broken.broken, broken.status, broken.docAccepts = op+" with a failing store", adminToken, true, 500, true
 			calls = append(calls, broken)
 		}
+		// Every operation refuses a NUL in its URL, even in a parameter it
+		// does not read (storabletext_test.go has the other places).
+		// JSON Schema cannot say "no NUL, valid UTF-8" short of a pattern
+		// on every string, so the document says it in words and accepts
+		// the request.
+		unstorable := c
+		unstorable.name, unstorable.token, unstorable.status, unstorable.docAccepts = op+" with a NUL in the query", adminToken, 400, true
+		unstorable.path += "?x=%00"
+		calls = append(calls, unstorable)
 	}
+	calls = append(calls, unstorableCalls()...)
 	// The successes go last: they delete the seeds the calls above read.
 	for _, c := range protectedCalls() {
 		c.name, c.token, c.docAccepts = c.method+" "+c.path, adminToken, true
 		calls = append(calls, c)
 	}
 	return calls
+}
+
+// unstorableCalls refuse text no database can store in path values and
+// bodies; the document accepts them, as the query case above explains,
+// unless another rule of its refuses them.
+func unstorableCalls() []apiCall {
+	return []apiCall{
+		{name: "openapi document, NUL in the query", method: "GET", path: "/admin/openapi.json?x=%00", status: 400, docAccepts: true},
+		{name: "get client, NUL id", method: "GET", path: "/admin/clients/%00", token: adminToken, status: 400, docAccepts: true},
+		{name: "delete user, invalid UTF-8 id", method: "DELETE", path: "/admin/users/%FF", token: adminToken, status: 400, docAccepts: true},
+		{name: "end session, NUL sid", method: "DELETE", path: "/admin/sessions/%00", token: adminToken, status: 400, docAccepts: true},
+		{name: "create client, NUL in client_name", method: "POST", path: "/admin/clients", token: adminToken,
+			body: `{"client_id":"nul","client_name":"\u0000","grant_types":["client_credentials"]}`, status: 400, docAccepts: true},
+		{name: "create user, invalid UTF-8 body", method: "POST", path: "/admin/users", token: adminToken,
+			body: `{"username":"` + "\xff" + `","password":"correct horse"}`, status: 400, docAccepts: true},
+		{name: "patch policy, NUL in a value", method: "PATCH", path: "/admin/policies", token: adminToken, contentType: mergePatchType,
+			body: `{"session":{"on_limit":"reject\u0000"}}`, status: 400}, // not one of the enum's values
+	}
 }
 
 func seed(t *testing.T, store *storage.Store) {

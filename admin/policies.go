@@ -168,8 +168,8 @@ func policyError(err error) error {
 }
 
 // readMergePatch reads a merge patch body. Only what makes it unreadable is
-// refused here (400, 413, 415); what it says is for the engine to judge,
-// which names the policy keys at fault.
+// refused here (400, 413, 415), text no database can store included; what
+// it says is for the engine to judge, which names the policy keys at fault.
 func readMergePatch(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mt != mergePatchType && mt != "application/json") {
@@ -178,9 +178,9 @@ func readMergePatch(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 			description: "the request body must be " + mergePatchType + " or application/json",
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, err := readBody(w, r)
 	if err != nil {
-		return nil, decodeError(fmt.Errorf("read merge patch: %w", err))
+		return nil, err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, decodeError(io.EOF)
@@ -193,6 +193,12 @@ func readMergePatch(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		// RFC 7396 would let null replace the whole document; a policy
 		// cannot be null.
 		return nil, badRequest(errors.New("merge patch is null"), "the request body must be a JSON object")
+	}
+	// The engine's rules would refuse most such strings as values out of
+	// range, but only as long as every policy string is an enum or a
+	// duration; unstorable text gets the same 400 as on every other route.
+	if err := checkJSONText(body); err != nil {
+		return nil, err
 	}
 	return body, nil
 }

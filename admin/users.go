@@ -48,8 +48,10 @@ func (h *handler) createUser(w http.ResponseWriter, r *http.Request, who *oauth.
 	if err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			// Ids are fresh UUIDs, so the clash is the username. Naming it
-			// enumerates nothing an admin cannot list anyway.
-			return conflict(err, fmt.Sprintf("a user named %q already exists", storage.CanonicalUsername(spec.Username)))
+			// enumerates nothing an admin cannot list anyway; it is named as
+			// stored, so "José" and "josé" are seen to be the same name.
+			name, _ := storage.NormalizeUsername(spec.Username) // valid: it reached the insert
+			return conflict(err, fmt.Sprintf("a user named %q already exists", name))
 		}
 		return err
 	}

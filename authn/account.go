@@ -188,7 +188,10 @@ func newPasswordProblem(current, next, confirm string) string {
 }
 
 func (h *passwordHandler) internalError(w http.ResponseWriter, r *http.Request, err error) {
-	h.logger.ErrorContext(r.Context(), "password change", slog.Any("error", err))
+	logFailure(r.Context(), h.logger, "password change", err)
+	if unavailableError(h.pages, w, err) {
+		return
+	}
 	showError(h.pages, w, http.StatusInternalServerError, "Something went wrong",
 		"Your password could not be changed because of a problem on our side. Please try again later.")
 }

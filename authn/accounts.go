@@ -93,6 +93,9 @@ type AccountsConfig struct {
 	Sessions SessionEnder
 	// Hasher holds the password hashing parameters new hashes are made with.
 	Hasher hashing.Argon2
+	// Limiter bounds the memory of hashes running at once, shared with
+	// sign-in; nil means no bound.
+	Limiter *hashing.Limiter
 	// Recorder receives every event of a change, in its transaction; nil
 	// records nothing.
 	Recorder *audit.Recorder
@@ -116,7 +119,7 @@ type AccountsConfig struct {
 type Accounts struct {
 	store    AccountStore
 	sessions SessionEnder
-	hasher   hashing.Argon2
+	hasher   *hashing.Hasher
 	recorder *audit.Recorder
 	policies PolicySource
 	rules    []PasswordRule
@@ -130,12 +133,14 @@ func NewAccounts(cfg AccountsConfig) *Accounts {
 		panic("authn.NewAccounts: Store and Sessions are required")
 	}
 	a := &Accounts{
-		store: cfg.Store, sessions: cfg.Sessions, hasher: cfg.Hasher, recorder: cfg.Recorder,
+		store: cfg.Store, sessions: cfg.Sessions, recorder: cfg.Recorder,
 		policies: cfg.Policies, rules: append([]PasswordRule{PasswordLength}, cfg.Rules...), now: cfg.Now,
 	}
-	if a.hasher == (hashing.Argon2{}) {
-		a.hasher = hashing.DefaultArgon2
+	params := cfg.Hasher
+	if params == (hashing.Argon2{}) {
+		params = hashing.DefaultArgon2
 	}
+	a.hasher = hashing.NewHasher(params, cfg.Limiter)
 	if a.policies == nil {
 		defaults := policies.Defaults()
 		a.policies = func(string) policies.Policy { return defaults }
@@ -152,6 +157,12 @@ func NewAccounts(cfg AccountsConfig) *Accounts {
 // and ResetPassword call it; a form may call it early to answer before
 // doing anything costly.
 func (a *Accounts) CheckPassword(ctx context.Context, field, password string, u *storage.User) error {
+	// An empty password is the length rule's to explain.
+	if n, err := normalizePassword(password); err == nil {
+		password = n
+	} else if password != "" {
+		return fielderr.New(field, "contains a control character or another character that cannot be typed reliably")
+	}
 	c := PasswordCandidate{Password: password, User: u, Policy: a.policies(""), Now: a.now()}
 	var fe fielderr.Error
 	for i, rule := range a.rules {
@@ -189,7 +200,9 @@ func (a *Accounts) Create(ctx context.Context, spec UserSpec, actor Actor) (*sto
 	if err := fe.Err(); err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
 	}
-	hash, err := a.hasher.Hash(spec.Password)
+	// Normalizable: CheckPassword has refused the password otherwise.
+	password, _ := normalizePassword(spec.Password)
+	hash, err := a.hasher.Hash(ctx, password)
 	if err != nil {
 		return nil, fmt.Errorf("create user %s: hash: %w", username, err)
 	}
@@ -248,7 +261,8 @@ func (a *Accounts) setPassword(ctx context.Context, userID, password string, act
 	}
 	// Hashing is slow by design; it runs before the transaction so no lock
 	// is held while it does.
-	hash, err := a.hasher.Hash(password)
+	password, _ = normalizePassword(password) // CheckPassword refused it otherwise
+	hash, err := a.hasher.Hash(ctx, password)
 	if err != nil {
 		return nil, fmt.Errorf("hash: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/reqinfo"
 	"github.com/portcullis/portcullis/storage"
@@ -213,9 +214,42 @@ func (h *loginHandler) retry(w http.ResponseWriter, r *http.Request, fl *storage
 }
 
 func (h *loginHandler) internalError(w http.ResponseWriter, r *http.Request, err error) {
-	h.logger.ErrorContext(r.Context(), "login", slog.Any("error", err))
+	logFailure(r.Context(), h.logger, "login", err)
+	if unavailableError(h.pages, w, err) {
+		return
+	}
 	showError(h.pages, w, http.StatusInternalServerError, "Something went wrong",
 		"Signing in failed because of a problem on our side. Please try again later.")
+}
+
+// logFailure logs an infrastructure failure. Full hashing memory is load,
+// shed as designed, and comes in floods: a warning, not an error each.
+func logFailure(ctx context.Context, logger *slog.Logger, msg string, err error) {
+	level := slog.LevelError
+	if errors.Is(err, hashing.ErrBusy) {
+		level = slog.LevelWarn
+	}
+	logger.LogAttrs(ctx, level, msg, slog.Any("error", err))
+}
+
+// unavailableError answers a request the server cannot handle right now
+// (hashing memory full, database down) with 503 and Retry-After, and
+// reports whether err was such; nothing was decided about the person's
+// password, so the page must not say it was wrong.
+func unavailableError(pages *templates.Renderer, w http.ResponseWriter, err error) bool {
+	switch {
+	case errors.Is(err, hashing.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		showError(pages, w, http.StatusServiceUnavailable, "Too busy right now",
+			"Many people are signing in at this moment. Wait a few seconds, then send the form again.")
+	case errors.Is(err, storage.ErrUnavailable):
+		w.Header().Set("Retry-After", "5")
+		showError(pages, w, http.StatusServiceUnavailable, "Temporarily unavailable",
+			"We cannot check passwords for a moment. Wait a few seconds, then send the form again.")
+	default:
+		return false
+	}
+	return true
 }
 
 // readForm parses a POSTed form of at most limit bytes and checks its CSRF

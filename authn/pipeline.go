@@ -127,6 +127,9 @@ type Check struct {
 	Policy policies.Policy
 	// Now is the attempt's time, from the injected clock.
 	Now time.Time
+
+	// matched is the form of Password that matched the stored hash.
+	matched typedPassword
 }
 
 // Hook is a step an embedding program adds to every sign-in, in a phase of
@@ -154,6 +157,13 @@ func WithHooks(hooks ...Hook) PipelineOption {
 // every attempt runs under the built-in defaults.
 func WithPolicies(src PolicySource) PipelineOption {
 	return func(p *Pipeline) { p.policies = src }
+}
+
+// WithLimiter bounds the memory of the password hashes attempts run at
+// once; hashing beyond it waits briefly, then the attempt fails with an
+// error wrapping hashing.ErrBusy (the server answers 503).
+func WithLimiter(l *hashing.Limiter) PipelineOption {
+	return func(p *Pipeline) { p.limiter = l }
 }
 
 // WithClock sets the clock; time.Now by default.
@@ -185,7 +195,9 @@ type Transactor interface {
 //	→ Outcome: Allow (the caller completes the sign-in), Deny or Challenge
 type Pipeline struct {
 	users    UserStore
-	hasher   hashing.Argon2
+	params   hashing.Argon2
+	limiter  *hashing.Limiter
+	hasher   *hashing.Hasher
 	logger   *slog.Logger
 	recorder *audit.Recorder
 	policies PolicySource
@@ -194,18 +206,19 @@ type Pipeline struct {
 	hooks    []Hook
 }
 
-// NewPipeline returns the login pipeline. hasher holds the current password
+// NewPipeline returns the login pipeline. params holds the current password
 // hashing parameters: the cost of the dummy hash for unknown accounts, and
 // the target that older hashes are upgraded to. recorder receives a
 // login.success or login.failed event per attempt; nil records nothing.
-func NewPipeline(users UserStore, hasher hashing.Argon2, logger *slog.Logger, recorder *audit.Recorder, opts ...PipelineOption) *Pipeline {
+func NewPipeline(users UserStore, params hashing.Argon2, logger *slog.Logger, recorder *audit.Recorder, opts ...PipelineOption) *Pipeline {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	p := &Pipeline{users: users, hasher: hasher, logger: logger, recorder: recorder, now: time.Now}
+	p := &Pipeline{users: users, params: params, logger: logger, recorder: recorder, now: time.Now}
 	for _, o := range opts {
 		o(p)
 	}
+	p.hasher = hashing.NewHasher(p.params, p.limiter)
 	if p.policies == nil {
 		defaults := policies.Defaults()
 		p.policies = func(string) policies.Policy { return defaults }
@@ -228,7 +241,11 @@ func (p *Pipeline) PasswordLogin(ctx context.Context, a Attempt) (Outcome, error
 	c := &Check{Attempt: a, Policy: p.policies(a.ClientID), Now: p.now()}
 	d, err := p.decide(ctx, c)
 	if err != nil {
-		p.logger.LogAttrs(ctx, slog.LevelError, "password login failed", append(p.logAttrs(c), slog.Any("error", err))...)
+		level := slog.LevelError
+		if errors.Is(err, hashing.ErrBusy) {
+			level = slog.LevelWarn // load shed as designed, in floods
+		}
+		p.logger.LogAttrs(ctx, level, "password login failed", append(p.logAttrs(c), slog.Any("error", err))...)
 		return Outcome{}, fmt.Errorf("password login: %w", err)
 	}
 	out := Outcome{Decision: d, Reason: d.Reason}
@@ -267,10 +284,12 @@ func (p *Pipeline) decide(ctx context.Context, c *Check) (Decision, error) {
 	if d.Verdict != Continue {
 		// Same work as a real check: a locked or disabled account must
 		// not answer faster than an open one.
-		p.hasher.Dummy(c.Password)
+		if err := p.hasher.Dummy(ctx, c.Password); err != nil {
+			return Decision{}, err
+		}
 		return d, nil
 	}
-	if d, err := p.verifyPassword(c); err != nil || d.Verdict != Continue {
+	if d, err := p.verifyPassword(ctx, c); err != nil || d.Verdict != Continue {
 		return d, err
 	}
 	if d, err := p.runHooks(ctx, c, PhaseVerify); err != nil || d.Verdict != Continue {
@@ -396,29 +415,44 @@ func (p *Pipeline) accountGates(c *Check) Decision {
 
 // verifyPassword checks the password; an unknown account costs one dummy
 // hash, so response time does not tell whether it exists.
-func (p *Pipeline) verifyPassword(c *Check) (Decision, error) {
+func (p *Pipeline) verifyPassword(ctx context.Context, c *Check) (Decision, error) {
+	for _, form := range typedPasswords(c.Password) {
+		if c.User == nil {
+			if err := p.hasher.Dummy(ctx, form.text); err != nil {
+				return Decision{}, err
+			}
+			continue
+		}
+		ok, err := p.hasher.Verify(ctx, c.User.PasswordHash, form.text)
+		if err != nil {
+			return Decision{}, fmt.Errorf("verify password of user %s: %w", c.User.ID, err)
+		}
+		if ok {
+			c.matched = form
+			return Proceed(), nil
+		}
+	}
 	if c.User == nil {
-		p.hasher.Dummy(c.Password)
 		return Denied(ReasonUnknownUser, time.Time{}), nil
 	}
-	ok, err := hashing.Verify(c.User.PasswordHash, c.Password)
-	if err != nil {
-		return Decision{}, fmt.Errorf("verify password of user %s: %w", c.User.ID, err)
-	}
-	if !ok {
-		return Denied(ReasonBadPassword, time.Time{}), nil
-	}
-	return Proceed(), nil
+	return Denied(ReasonBadPassword, time.Time{}), nil
 }
 
 // rehash upgrades a hash made under older parameters, now that the password
 // is known. Failing to do so costs nothing but the upgrade, so it is logged
 // and the sign-in goes ahead.
 func (p *Pipeline) rehash(ctx context.Context, c *Check) {
-	if !p.hasher.NeedsRehash(c.User.PasswordHash) {
+	if !c.matched.legacy && !p.hasher.NeedsRehash(c.User.PasswordHash) {
 		return
 	}
-	hash, err := p.hasher.Hash(c.Password)
+	password, err := normalizePassword(c.Password)
+	if err != nil {
+		// Stored before normalization and not storable under it: the
+		// user keeps the old hash until they choose a new password.
+		p.logger.WarnContext(ctx, "rehash password: not normalizable", slog.String("user_id", c.User.ID))
+		return
+	}
+	hash, err := p.hasher.Hash(ctx, password)
 	if err == nil {
 		err = p.users.UpdatePasswordHash(ctx, c.User.ID, hash)
 	}

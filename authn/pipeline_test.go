@@ -35,6 +35,12 @@ func TestPasswordLogin(t *testing.T) {
 		// hashing work), so the log names the account's state whatever
 		// was typed; the person sees the same page either way.
 		{"disabled user, wrong password", "bob", "wrong", false, ReasonDisabled},
+		// Sign-in normalizes the username as creation did (PRECIS
+		// UsernameCaseMapped); what cannot be normalized is no account.
+		{"fullwidth username", "\uff41\uff4c\uff49\uff43\uff45", password, true, ReasonOK},
+		{"zero-width space is no account", "alice\u200b", password, false, ReasonUnknownUser},
+		{"right-to-left override is no account", "\u202ealice", password, false, ReasonUnknownUser},
+		{"invalid UTF-8 is no account", "alice\xff", password, false, ReasonUnknownUser},
 	}
 	clock := newClock()
 	st := openAuthnStore(t, clock)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/mail"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/portcullis/portcullis/fielderr"
@@ -49,16 +48,12 @@ func passwordLengthProblem(pw string) string {
 }
 
 // checkUsername adds to fe what is wrong with spec's username and returns
-// it in canonical form.
+// it in the form it is stored and signed in with (storage.NormalizeUsername
+// is the one rule, so creation and sign-in cannot disagree).
 func checkUsername(fe *fielderr.Error, spec UserSpec) string {
-	username := storage.CanonicalUsername(spec.Username)
-	switch {
-	case username == "":
-		fe.Add("username", "is required")
-	case utf8.RuneCountInString(username) > 128:
-		fe.Add("username", "must be at most 128 characters")
-	case strings.ContainsFunc(username, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		fe.Add("username", "must not contain control characters")
+	username, err := storage.NormalizeUsername(spec.Username)
+	if ue, ok := fielderr.As(err); ok {
+		fe.Fields = append(fe.Fields, ue.Fields...)
 	}
 	return username
 }

@@ -46,6 +46,15 @@ type Server struct {
 	// TrustedProxies lists the CIDRs or addresses whose X-Forwarded-*
 	// headers are believed.
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// MetricsListen is the host:port of a second listener for /metrics
+	// (and pprof), kept off the public one because neither asks for
+	// authentication and both describe the server's internals. "" turns
+	// it off.
+	MetricsListen string `toml:"metrics_listen"`
+	// Pprof adds net/http/pprof under /debug/pprof/ to the metrics
+	// listener. Off by default: profiles and goroutine dumps expose code
+	// paths and memory contents, and a CPU profile costs CPU while it runs.
+	Pprof bool `toml:"pprof"`
 }
 
 // Database configures persistent storage.
@@ -78,6 +87,15 @@ type Hashing struct {
 	MemoryKiB   uint32 `toml:"memory_kib"`
 	Iterations  uint32 `toml:"iterations"`
 	Parallelism uint8  `toml:"parallelism"`
+	// MaxMemoryMiB is the memory all password hashes running at once may
+	// use. Each argon2id hash holds MemoryKiB for its whole run, so without
+	// a bound a burst of sign-ins can take more memory than the machine
+	// has; hashes beyond it wait up to QueueTimeout, then are refused.
+	MaxMemoryMiB uint32 `toml:"max_memory_mib"`
+	// QueueTimeout is how long a hash waits for memory before the request
+	// is refused with 503 and Retry-After: long enough to ride out a burst,
+	// short enough that a client is not left hanging while the queue grows.
+	QueueTimeout Duration `toml:"queue_timeout"`
 }
 
 // Keys configures token signing keys.
@@ -131,6 +149,11 @@ func Default() *Config {
 			Issuer:          "http://127.0.0.1:8080",
 			ShutdownTimeout: Duration{15 * time.Second},
 			TrustedProxies:  []string{},
+			// 9464 is the port the OpenTelemetry SDKs give an
+			// application's own Prometheus endpoint, so scrape
+			// configurations written for that convention find it.
+			MetricsListen: "127.0.0.1:9464",
+			Pprof:         false,
 		},
 		Database: Database{
 			URL:          "sqlite://portcullis.db",
@@ -146,6 +169,10 @@ func Default() *Config {
 			MemoryKiB:   19456,
 			Iterations:  2,
 			Parallelism: 1,
+			// Well under 1 GiB, so a small machine survives a burst of
+			// sign-ins: 13 hashes of 19 MiB at once.
+			MaxMemoryMiB: 256,
+			QueueTimeout: Duration{2 * time.Second},
 		},
 		Keys:    Keys{Algorithm: "ES256"},
 		Session: Session{CookieName: "portcullis_session"},

@@ -239,6 +239,22 @@ func TestLoadFileErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "hashing budget types",
+			toml: "[hashing]\nmax_memory_mib = -1\nqueue_timeout = 2\n",
+			want: map[string]string{
+				"hashing.max_memory_mib": "out of range",
+				"hashing.queue_timeout":  "must be a duration string",
+			},
+		},
+		{
+			name: "metrics listener types",
+			toml: "[server]\nmetrics_listen = 9464\npprof = \"yes\"\n",
+			want: map[string]string{
+				"server.metrics_listen": "must be a string",
+				"server.pprof":          "must be a boolean",
+			},
+		},
+		{
 			name: "quoted key keeps an unambiguous path",
 			toml: "[server]\n\"a.b\" = 1\n",
 			want: map[string]string{`server."a.b"`: "unknown key"},
@@ -510,6 +526,13 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		{"too little memory", func(c *Config) { c.Hashing.MemoryKiB = 4096 }, "hashing.memory_kib", "8192"},
 		{"zero iterations", func(c *Config) { c.Hashing.Iterations = 0 }, "hashing.iterations", "1 to 100"},
 		{"too parallel", func(c *Config) { c.Hashing.Parallelism = 65 }, "hashing.parallelism", "1 to 64"},
+		{"hashing budget below one hash", func(c *Config) { c.Hashing.MaxMemoryMiB = 18 }, "hashing.max_memory_mib", "from 19 (one hash"},
+		{"hashing budget rounds one hash up", func(c *Config) { c.Hashing.MemoryKiB, c.Hashing.MaxMemoryMiB = 65537, 64 }, "hashing.max_memory_mib", "from 65 "},
+		{"hashing budget below a raised memory_kib", func(c *Config) { c.Hashing.MemoryKiB = 1 << 19 }, "hashing.max_memory_mib", "from 512 "},
+		{"zero hashing budget", func(c *Config) { c.Hashing.MaxMemoryMiB = 0 }, "hashing.max_memory_mib", "(got 0)"},
+		{"hashing budget in KiB by mistake", func(c *Config) { c.Hashing.MaxMemoryMiB = 1<<20 + 1 }, "hashing.max_memory_mib", "to 1048576"},
+		{"negative queue timeout", func(c *Config) { c.Hashing.QueueTimeout = Duration{-time.Second} }, "hashing.queue_timeout", "0s to 30s"},
+		{"long queue timeout", func(c *Config) { c.Hashing.QueueTimeout = Duration{31 * time.Second} }, "hashing.queue_timeout", "got 31s"},
 		{"unknown algorithm", func(c *Config) { c.Keys.Algorithm = "HS256" }, "keys.algorithm", "ES256"},
 		{"negative access ttl", func(c *Config) { c.Token.AccessTokenTTL = policies.Duration(-time.Minute) }, "token.access_token_ttl", "positive"},
 		{"zero id ttl", func(c *Config) { c.Token.IDTokenTTL = 0 }, "token.id_token_ttl", "positive"},
@@ -559,6 +582,58 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 			t.Errorf("Error() = %q, want a \"key: message\" line", err)
 		}
 	})
+}
+
+// TestMetricsListen covers server.metrics_listen and server.pprof: where
+// the unauthenticated listener may bind, and that it never shares the
+// public one's address.
+func TestMetricsListen(t *testing.T) {
+	tests := []struct {
+		name    string
+		listen  string
+		metrics string
+		pprof   bool
+		want    map[string]string // key -> substring; nil when valid
+	}{
+		{name: "default", listen: "127.0.0.1:8080", metrics: "127.0.0.1:9464"},
+		{name: "off", listen: "127.0.0.1:8080", metrics: ""},
+		{name: "pprof on", listen: "127.0.0.1:8080", metrics: "127.0.0.1:9464", pprof: true},
+		{name: "same port on another address", listen: "10.0.0.1:8080", metrics: "127.0.0.1:8080"},
+		{name: "both any free port", listen: "127.0.0.1:0", metrics: "127.0.0.1:0"},
+		{name: "ipv6 loopback", listen: "[::1]:8080", metrics: "[::1]:9464"},
+		{name: "without port", listen: "127.0.0.1:8080", metrics: "127.0.0.1",
+			want: map[string]string{"server.metrics_listen": "host:port"}},
+		{name: "port out of range", listen: "127.0.0.1:8080", metrics: "127.0.0.1:70000",
+			want: map[string]string{"server.metrics_listen": "0 to 65535"}},
+		{name: "named port", listen: "127.0.0.1:8080", metrics: "127.0.0.1:prometheus",
+			want: map[string]string{"server.metrics_listen": "port must be a number"}},
+		{name: "same as listen", listen: "127.0.0.1:8080", metrics: "127.0.0.1:8080",
+			want: map[string]string{"server.metrics_listen": "must differ from server.listen"}},
+		{name: "same address written differently", listen: "127.0.0.1:8080", metrics: "127.0.0.1:08080",
+			want: map[string]string{"server.metrics_listen": "must differ from server.listen"}},
+		{name: "inside all interfaces", listen: ":8080", metrics: "127.0.0.1:8080",
+			want: map[string]string{"server.metrics_listen": "must differ from server.listen"}},
+		{name: "all interfaces over listen", listen: "[::1]:8080", metrics: "0.0.0.0:8080",
+			want: map[string]string{"server.metrics_listen": "must differ from server.listen"}},
+		{name: "pprof without the listener", listen: "127.0.0.1:8080", metrics: "", pprof: true,
+			want: map[string]string{"server.pprof": "needs server.metrics_listen"}},
+		{name: "bad listen is not compared", listen: "8080", metrics: "127.0.0.1:8080",
+			want: map[string]string{"server.listen": "host:port"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			c.Server.Listen, c.Server.MetricsListen, c.Server.Pprof = tt.listen, tt.metrics, tt.pprof
+			err := c.Validate()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			checkFields(t, err, tt.want)
+		})
+	}
 }
 
 func TestValidateNeverEchoesPostgresPassword(t *testing.T) {
@@ -656,6 +731,12 @@ func TestEnvOverrides(t *testing.T) {
 			}},
 		{"empty reauth list", []string{"PORTCULLIS_SESSION_REAUTH_FOR="},
 			func(c *Config) bool { return c.Session.ReauthFor != nil && len(c.Session.ReauthFor) == 0 }},
+		{"metrics listener off", []string{"PORTCULLIS_SERVER_METRICS_LISTEN="},
+			func(c *Config) bool { return c.Server.MetricsListen == "" }},
+		{"metrics listener and pprof", []string{"PORTCULLIS_SERVER_METRICS_LISTEN=[::1]:9999", "PORTCULLIS_SERVER_PPROF=true"},
+			func(c *Config) bool { return c.Server.MetricsListen == "[::1]:9999" && c.Server.Pprof }},
+		{"hashing budget", []string{"PORTCULLIS_HASHING_MAX_MEMORY_MIB=512", "PORTCULLIS_HASHING_QUEUE_TIMEOUT=0s"},
+			func(c *Config) bool { return c.Hashing.MaxMemoryMiB == 512 && c.Hashing.QueueTimeout == Duration{} }},
 		{"config path and foreign vars ignored", []string{"PORTCULLIS_CONFIG=/etc/p.toml", "PORTCULLISX=1", "HOME=/"},
 			func(c *Config) bool { return c.Server.Listen == "127.0.0.1:9000" }},
 	}
@@ -686,6 +767,12 @@ func TestEnvErrors(t *testing.T) {
 			map[string]string{"hashing.memory_kib": "PORTCULLIS_HASHING_MEMORY_KIB"}},
 		{"bad bool", []string{"PORTCULLIS_DATABASE_AUTO_MIGRATE=maybe"},
 			map[string]string{"database.auto_migrate": "PORTCULLIS_DATABASE_AUTO_MIGRATE: must be true or false"}},
+		{"hashing budget not a number", []string{"PORTCULLIS_HASHING_MAX_MEMORY_MIB=256MiB"},
+			map[string]string{"hashing.max_memory_mib": "PORTCULLIS_HASHING_MAX_MEMORY_MIB: must be an integer"}},
+		{"queue timeout out of range", []string{"PORTCULLIS_HASHING_QUEUE_TIMEOUT=1m"},
+			map[string]string{"hashing.queue_timeout": "0s to 30s"}},
+		{"metrics listener on the public address", []string{"PORTCULLIS_SERVER_METRICS_LISTEN=127.0.0.1:8080"},
+			map[string]string{"server.metrics_listen": "must differ from server.listen"}},
 		{"bad duration", []string{"PORTCULLIS_TOKEN_ID_TOKEN_TTL=1 hour"},
 			map[string]string{"token.id_token_ttl": "PORTCULLIS_TOKEN_ID_TOKEN_TTL: invalid duration"}},
 		{"env and validation problems together", []string{"PORTCULLIS_LOG_LEVL=debug", "PORTCULLIS_LOG_FORMAT=xml"},
@@ -719,6 +806,10 @@ func TestEnvNamesDerivedFromTags(t *testing.T) {
 		"token.refresh_token_ttl": "PORTCULLIS_TOKEN_REFRESH_TOKEN_TTL",
 		"token.refresh_window":    "PORTCULLIS_TOKEN_REFRESH_WINDOW",
 		"token.revoke_on_change":  "PORTCULLIS_TOKEN_REVOKE_ON_CHANGE",
+		"server.metrics_listen":   "PORTCULLIS_SERVER_METRICS_LISTEN",
+		"server.pprof":            "PORTCULLIS_SERVER_PPROF",
+		"hashing.max_memory_mib":  "PORTCULLIS_HASHING_MAX_MEMORY_MIB",
+		"hashing.queue_timeout":   "PORTCULLIS_HASHING_QUEUE_TIMEOUT",
 
 		"token.admin.access_token_ttl":          "PORTCULLIS_TOKEN_ADMIN_ACCESS_TOKEN_TTL",
 		"token.admin.refresh_token_ttl":         "PORTCULLIS_TOKEN_ADMIN_REFRESH_TOKEN_TTL",
@@ -884,6 +975,15 @@ func TestWarnings(t *testing.T) {
 			c.Database.URL = "postgres://db/p"
 			c.Secrets.File = "/x"
 		}, []string{"secrets.file: ignored with PostgreSQL, which requires secrets.system"}},
+		{"metrics on localhost", func(c *Config) { c.Server.MetricsListen = "localhost:9464" }, nil},
+		{"metrics on ipv6 loopback", func(c *Config) { c.Server.MetricsListen = "[::1]:9464" }, nil},
+		{"metrics off", func(c *Config) { c.Server.MetricsListen = "" }, nil},
+		{"metrics on all interfaces", func(c *Config) { c.Server.MetricsListen = ":9464" },
+			[]string{`server.metrics_listen: ":9464" is not loopback, and nothing authenticates requests to /metrics; let only the scraper reach it (firewall, network policy)`}},
+		{"pprof on a private address", func(c *Config) {
+			c.Server.MetricsListen = "10.0.0.5:9464"
+			c.Server.Pprof = true
+		}, []string{`server.metrics_listen: "10.0.0.5:9464" is not loopback, and nothing authenticates requests to /metrics and /debug/pprof/; let only the scraper reach it (firewall, network policy)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/portcullis/portcullis/fielderr"
@@ -27,6 +28,10 @@ const (
 	maxMemoryKiB         = 4194304
 	maxIterations        = 100
 	maxParallelism       = 64
+	// maxHashingMemoryMiB (1 TiB) only catches a value written in KiB by
+	// mistake; the useful bound is the machine's memory.
+	maxHashingMemoryMiB = 1 << 20
+	maxQueueTimeout     = 30 * time.Second
 
 	maxOpenConnsLimit = 1000
 
@@ -90,17 +95,31 @@ func (c *Config) Warnings() []string {
 	if c.Secrets.File != "" && c.Database.Driver() == DriverPostgres {
 		w = append(w, "secrets.file: ignored with PostgreSQL, which requires secrets.system")
 	}
+	if host, _, err := net.SplitHostPort(c.Server.MetricsListen); err == nil && !isLoopbackHost(host) {
+		what := "/metrics"
+		if c.Server.Pprof {
+			what = "/metrics and /debug/pprof/"
+		}
+		w = append(w, fmt.Sprintf("server.metrics_listen: %q is not loopback, and nothing authenticates requests to %s; let only the scraper reach it (firewall, network policy)", c.Server.MetricsListen, what))
+	}
 	sort.Strings(w)
 	return w
 }
 
 func (s Server) validate(p *problems) {
-	// The host may be empty (":8080", all interfaces) and the port 0 (any
-	// free port, which tests use), so only the shape is checked.
-	if _, port, err := net.SplitHostPort(s.Listen); err != nil {
-		p.add("server.listen", "must be host:port, such as \"127.0.0.1:8080\" (got %q)", s.Listen)
-	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		p.add("server.listen", "port must be a number from 0 to 65535 (got %q)", port)
+	host, port, listenOK := validateListen("server.listen", s.Listen, "127.0.0.1:8080", p)
+	switch {
+	case s.MetricsListen == "":
+		// Off. pprof lives only on the metrics listener, so asking for it
+		// without one is a mistake worth stopping for.
+		if s.Pprof {
+			p.add("server.pprof", "needs server.metrics_listen, the only listener that serves it")
+		}
+	default:
+		mhost, mport, ok := validateListen("server.metrics_listen", s.MetricsListen, "127.0.0.1:9464", p)
+		if ok && listenOK && port != 0 && port == mport && sameInterface(host, mhost) {
+			p.add("server.metrics_listen", "must differ from server.listen (both are %q), so /metrics stays off the public listener", net.JoinHostPort(host, strconv.FormatUint(port, 10)))
+		}
 	}
 
 	validateIssuer(s.Issuer, p)
@@ -115,6 +134,44 @@ func (s Server) validate(p *problems) {
 			p.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is neither an IP address nor a CIDR", proxy)
 		}
 	}
+}
+
+// validateListen checks that addr is host:port and returns its parts. The
+// host may be empty (":8080", all interfaces) and the port 0 (any free port,
+// which tests use), so only the shape is checked; whether the address can be
+// bound is found out when the server starts.
+func validateListen(key, addr, example string, p *problems) (string, uint64, bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.add(key, "must be host:port, such as %q (got %q)", example, addr)
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		p.add(key, "port must be a number from 0 to 65535 (got %q)", port)
+		return "", 0, false
+	}
+	return host, n, true
+}
+
+// sameInterface reports whether two listen hosts would claim the same
+// address for one port: equal hosts, or either being all interfaces, which
+// overlaps every other. Names are not resolved ("localhost" and "127.0.0.1"
+// differ here); binding reports that case when the server starts.
+func sameInterface(a, b string) bool {
+	wildcard := func(h string) bool {
+		addr, err := netip.ParseAddr(h)
+		return h == "" || err == nil && addr.IsUnspecified()
+	}
+	if wildcard(a) || wildcard(b) {
+		return true
+	}
+	aa, errA := netip.ParseAddr(a)
+	ab, errB := netip.ParseAddr(b)
+	if errA == nil && errB == nil {
+		return aa == ab
+	}
+	return strings.EqualFold(a, b)
 }
 
 // validateIssuer applies OpenID Connect Discovery's rules for the issuer
@@ -218,6 +275,15 @@ func (h Hashing) validate(p *problems) {
 	}
 	if h.Parallelism < 1 || h.Parallelism > maxParallelism {
 		p.add("hashing.parallelism", "must be from 1 to %d (got %d)", maxParallelism, h.Parallelism)
+	}
+	// A budget smaller than one hash would refuse every password check.
+	// argon2id's memory is the total over all lanes, so parallelism does
+	// not change it.
+	if least := (uint64(h.MemoryKiB) + 1023) / 1024; uint64(h.MaxMemoryMiB) < least || h.MaxMemoryMiB > maxHashingMemoryMiB {
+		p.add("hashing.max_memory_mib", "must be from %d (one hash of hashing.memory_kib) to %d (got %d)", least, maxHashingMemoryMiB, h.MaxMemoryMiB)
+	}
+	if d := h.QueueTimeout.Duration; d < 0 || d > maxQueueTimeout {
+		p.add("hashing.queue_timeout", "must be from 0s to %s (got %s)", Duration{maxQueueTimeout}, h.QueueTimeout)
 	}
 }
 

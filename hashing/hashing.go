@@ -8,6 +8,12 @@
 //   - SHA-256 for secrets Portcullis generated itself: 256 random bits need no
 //     key stretching, so a token request costs a hash, not 100 ms of argon2.
 //
+// A server checks and makes hashes through a Hasher, which bounds the
+// memory of argon2 hashes running at once (Limiter: a weighted semaphore,
+// a brief queue, then ErrBusy) and pads every failed check to the time of
+// the slowest kind of check, so a wrong password takes as long for an
+// unknown account as for one whose hash predates today's parameters.
+//
 // It imports nothing from the project.
 package hashing
 

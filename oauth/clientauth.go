@@ -18,6 +18,7 @@ import (
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"github.com/ory/fosite"
 
+	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -76,6 +77,9 @@ func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form
 		return c, nil
 	}
 	if err := p.fc.GetSecretsHasher(ctx).Compare(ctx, c.GetHashedSecret(), []byte(secret)); err != nil {
+		if errors.Is(err, hashing.ErrBusy) {
+			return nil, err
+		}
 		return nil, fosite.ErrInvalidClient.WithHint("The client credentials are invalid.")
 	}
 	return c, nil

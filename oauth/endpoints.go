@@ -30,7 +30,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		ir, err := p.f.NewIntrospectionRequest(ctx, r, newSession())
 		if unavailable(err) {
 			p.outage(r, "introspect", err)
-			writeUnavailable(w)
+			writeUnavailable(w, err)
 			return
 		}
 		if err != nil {
@@ -43,7 +43,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	c, err := p.authenticateClient(ctx, r, r.PostForm)
 	if unavailable(err) {
 		p.outage(r, "introspect", err)
-		writeUnavailable(w)
+		writeUnavailable(w, err)
 		return
 	}
 	if err == nil && c.IsPublic() {
@@ -65,7 +65,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	// theirs is as good as unknown.
 	if unavailable(err) {
 		p.outage(r, "introspect", err)
-		writeUnavailable(w)
+		writeUnavailable(w, err)
 		return
 	}
 	if err != nil || !mayIntrospect(c, ar) {
@@ -77,7 +77,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 
 // outage logs an endpoint's database failure.
 func (p *Provider) outage(r *http.Request, endpoint string, err error) {
-	p.cfg.Logger.ErrorContext(r.Context(), endpoint+": database unavailable", "err", err.Error())
+	p.cfg.Logger.ErrorContext(r.Context(), endpoint+": temporarily unavailable", "err", err.Error())
 }
 
 // mayIntrospect reports whether client c may see token ar's details.
@@ -167,7 +167,7 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 		// RFC 7009 answers 200 for an unknown token, so an outage must not
 		// look like one: the client would believe the token revoked.
 		p.outage(r, "revoke", err)
-		writeUnavailable(w)
+		writeUnavailable(w, err)
 		return
 	}
 	p.f.WriteRevocationResponse(ctx, w, err)
@@ -187,7 +187,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	if unavailable(err) {
 		p.clientCORS(w, r, nil)
 		p.outage(r, "userinfo", err)
-		w.Header().Set("Retry-After", retryAfter)
+		w.Header().Set("Retry-After", retryAfter(err))
 		bearerError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The server cannot check the token right now; try again shortly.")
 		return
 	}
@@ -208,7 +208,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	u, err := p.cfg.Store.User(ctx, ar.GetSession().GetSubject())
 	if unavailable(err) {
 		p.outage(r, "userinfo", err)
-		w.Header().Set("Retry-After", retryAfter)
+		w.Header().Set("Retry-After", retryAfter(err))
 		bearerError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The server cannot read the account right now; try again shortly.")
 		return
 	}

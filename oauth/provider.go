@@ -20,6 +20,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/templates"
 )
@@ -109,6 +110,9 @@ type Config struct {
 	Metrics   Metrics
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// HashLimiter bounds the memory of client secret checks, shared with
+	// sign-in; nil means no bound.
+	HashLimiter *hashing.Limiter
 }
 
 // Provider serves the OAuth 2.0 and OpenID Connect endpoints.
@@ -161,7 +165,7 @@ func New(cfg Config) (*Provider, error) {
 		EnablePKCEPlainChallengeMethod: false,
 		ScopeStrategy:                  fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
-		ClientSecretsHasher:            newSecretHasher(),
+		ClientSecretsHasher:            newSecretHasher(cfg.HashLimiter),
 		SendDebugMessagesToClients:     false,
 		JWTScopeClaimKey:               jwt.JWTScopeFieldString,
 		MinParameterEntropy:            fosite.MinParameterEntropy,

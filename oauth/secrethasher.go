@@ -19,20 +19,24 @@ import (
 // remembered — only successes, keyed by a digest, so wrong guesses always
 // pay full price and no secret is held in memory.
 type secretHasher struct {
+	hasher   *hashing.Hasher
 	mu       sync.Mutex
 	verified map[[32]byte]struct{}
 }
 
 const maxVerifiedSecrets = 4096
 
-func newSecretHasher() *secretHasher {
-	return &secretHasher{verified: make(map[[32]byte]struct{})}
+// newSecretHasher checks chosen secrets under the server's hashing memory
+// bound: a flood of token requests with wrong secrets queues with the
+// sign-ins instead of allocating without limit.
+func newSecretHasher(limiter *hashing.Limiter) *secretHasher {
+	return &secretHasher{hasher: hashing.NewHasher(hashing.DefaultArgon2, limiter), verified: make(map[[32]byte]struct{})}
 }
 
 var errSecretMismatch = errors.New("client secret mismatch")
 
 // Compare implements fosite.Hasher.
-func (h *secretHasher) Compare(_ context.Context, hash, secret []byte) error {
+func (h *secretHasher) Compare(ctx context.Context, hash, secret []byte) error {
 	slow := !strings.HasPrefix(string(hash), "$sha256$")
 	var key [32]byte
 	if slow {
@@ -48,7 +52,7 @@ func (h *secretHasher) Compare(_ context.Context, hash, secret []byte) error {
 			return nil
 		}
 	}
-	ok, err := hashing.Verify(string(hash), string(secret))
+	ok, err := h.hasher.Verify(ctx, string(hash), string(secret))
 	if err != nil {
 		return err
 	}
@@ -69,8 +73,8 @@ func (h *secretHasher) Compare(_ context.Context, hash, secret []byte) error {
 // Hash implements fosite.Hasher. Portcullis hashes secrets when clients are
 // created (NewClient) and fosite's flows never call this; should anything
 // do so, it gets the key-stretched hash, safe for any secret.
-func (h *secretHasher) Hash(_ context.Context, data []byte) ([]byte, error) {
-	s, err := hashing.DefaultArgon2.Hash(string(data))
+func (h *secretHasher) Hash(ctx context.Context, data []byte) ([]byte, error) {
+	s, err := h.hasher.Hash(ctx, string(data))
 	return []byte(s), err
 }
 

@@ -53,7 +53,7 @@ func TestSecretHasherCompare(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newSecretHasher()
+			h := newSecretHasher(nil)
 			err := h.Compare(t.Context(), []byte(tt.hash), []byte(tt.secret))
 			switch {
 			case tt.anyError:
@@ -76,7 +76,7 @@ func TestSecretHasherCompare(t *testing.T) {
 func TestSecretHasherCachesVerifiedPair(t *testing.T) {
 	const secret = "correct horse battery staple"
 	hash := mustArgon2(t, secret)
-	h := newSecretHasher()
+	h := newSecretHasher(nil)
 	ctx := t.Context()
 
 	if err := h.Compare(ctx, []byte(hash), []byte(secret)); err != nil {
@@ -112,7 +112,7 @@ func TestSecretHasherCachesVerifiedPair(t *testing.T) {
 func TestSecretHasherNeverCachesFailures(t *testing.T) {
 	const secret = "correct horse battery staple"
 	hash := mustArgon2(t, secret)
-	h := newSecretHasher()
+	h := newSecretHasher(nil)
 	for i := range 3 {
 		if err := h.Compare(t.Context(), []byte(hash), []byte("wrong guess")); !errors.Is(err, errSecretMismatch) {
 			t.Fatalf("attempt %d: Compare = %v, want mismatch", i, err)
@@ -133,7 +133,7 @@ func TestSecretHasherDoesNotCacheSHA256(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newSecretHasher()
+	h := newSecretHasher(nil)
 	if err := h.Compare(t.Context(), []byte(hashing.HighEntropy(secret)), []byte(secret)); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestSecretHasherCacheIsPerHash(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := mustArgon2(t, tt.cachedSecret)
 			b := mustArgon2(t, tt.otherHashSecret)
-			h := newSecretHasher()
+			h := newSecretHasher(nil)
 			if err := h.Compare(ctx, []byte(a), []byte(tt.cachedSecret)); err != nil {
 				t.Fatal(err)
 			}
@@ -193,7 +193,7 @@ func TestSecretHasherCacheIsBounded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newSecretHasher()
+			h := newSecretHasher(nil)
 			for i := range tt.prefill {
 				h.verified[verifiedKey("filler", strconv.Itoa(i))] = struct{}{}
 			}
@@ -216,7 +216,7 @@ func TestSecretHasherCacheBoundedByUse(t *testing.T) {
 		t.Skip("hashes maxVerifiedSecrets secrets")
 	}
 	ctx := t.Context()
-	h := newSecretHasher()
+	h := newSecretHasher(nil)
 	const secret = "correct horse battery staple"
 	var first string
 	for i := range maxVerifiedSecrets + 1 {
@@ -240,7 +240,7 @@ func TestSecretHasherCacheBoundedByUse(t *testing.T) {
 }
 
 func TestSecretHasherHash(t *testing.T) {
-	h := newSecretHasher()
+	h := newSecretHasher(nil)
 	got, err := h.Hash(t.Context(), []byte("a secret someone chose"))
 	if err != nil {
 		t.Fatal(err)

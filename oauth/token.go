@@ -111,11 +111,11 @@ func userOf(s *Session, grant string) string {
 func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, grant string, err error) {
 	ctx := r.Context()
 	if unavailable(err) {
-		p.cfg.Logger.ErrorContext(ctx, "token endpoint: database unavailable", "err", err.Error())
+		p.cfg.Logger.ErrorContext(ctx, "token endpoint: temporarily unavailable", "err", err.Error())
 		if p.cfg.Metrics != nil {
 			p.cfg.Metrics.TokenFailed(grant, errTemporarilyUnavailable.ErrorField)
 		}
-		writeUnavailable(w)
+		writeUnavailable(w, err)
 		return
 	}
 	// fosite reports a code consumed between its two reads as

@@ -11,7 +11,13 @@
 // cookie (portcullis_device, __Host-portcullis_device on HTTPS), which the
 // HTML pages set on a browser's first visit.
 //
-// Routes it adds itself: /health/alive, /health/ready, /metrics, /login,
-// /static/, / — the protocol endpoints come from oauth and /admin/ from
-// admin.
+// Routes it adds itself: /health/alive, /health/ready, /login, /static/,
+// / — the protocol endpoints come from oauth and /admin/ from admin.
+// /metrics (and /debug/pprof/ when server.pprof is on) is served on a
+// listener of its own, server.metrics_listen, loopback by default, never
+// on the public one.
+//
+// Every argon2 hash the server runs draws on one memory budget
+// (hashing.Limiter, sized by hashingBudgetKiB); the serve command also
+// sets Go's soft memory limit from it (SetMemoryLimit).
 package server

@@ -40,7 +40,7 @@ func newFixture(t *testing.T, dbURL string, skipConsent bool, mutate ...func(*oa
 }
 
 // fixtureOn adds the client and the user to a running instance.
-func fixtureOn(t *testing.T, in *instance, skipConsent bool, mutate ...func(*oauth.ClientSpec)) *fixture {
+func fixtureOn(t testing.TB, in *instance, skipConsent bool, mutate ...func(*oauth.ClientSpec)) *fixture {
 	t.Helper()
 	spec := oauth.ClientSpec{
 		ID:                     "webapp",

@@ -8,6 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/hashing"
 )
 
 // Metrics owns a private Prometheus registry. The global default registry is
@@ -65,6 +68,63 @@ func NewMetrics() *Metrics {
 		m.tokensFailures,
 	)
 	return m
+}
+
+// WatchAudit exports the batched audit writer's counts, read from stats
+// (the recorder's Stats) at each scrape: the recorder stays the one place
+// that counts, so the metrics cannot drift from what it logs, and package
+// audit needs no Prometheus. Call it once per Metrics; a second call panics
+// on the duplicate registration, a wiring mistake.
+func (m *Metrics) WatchAudit(stats func() audit.Stats) {
+	if m == nil || stats == nil {
+		return
+	}
+	dropped := func(reason string, count func(audit.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "portcullis_audit_events_dropped_total",
+			Help: "Batched audit events (token.issued, token.refreshed) never stored, by reason: " +
+				"queue_full (queue full and the direct write failed), retries_exhausted (the database " +
+				"did not come back in time), refused (the database refused the row), shutdown " +
+				"(unwritten when the server stopped). Each was logged when recorded.",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 { return float64(count(stats())) })
+	}
+	m.registry.MustRegister(
+		dropped(audit.DropQueueFull, func(s audit.Stats) uint64 { return s.DroppedQueueFull }),
+		dropped(audit.DropRetriesExhausted, func(s audit.Stats) uint64 { return s.DroppedRetriesExhausted }),
+		dropped(audit.DropRefused, func(s audit.Stats) uint64 { return s.DroppedRefused }),
+		dropped(audit.DropShutdown, func(s audit.Stats) uint64 { return s.DroppedShutdown }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "portcullis_audit_write_retries_total",
+			Help: "Batched audit writes that failed for a database outage and were tried again.",
+		}, func() float64 { return float64(stats().Retries) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "portcullis_audit_queue_depth",
+			Help: "Batched audit events waiting to be written, lost if the process dies now.",
+		}, func() float64 { return float64(stats().Queued) }),
+	)
+}
+
+// WatchHashing exports the password hashing limiter: the memory budget,
+// what is in use, and how many hashes were refused (503) for want of it.
+func (m *Metrics) WatchHashing(l *hashing.Limiter) {
+	if m == nil || l == nil {
+		return
+	}
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "portcullis_hashing_memory_budget_bytes",
+			Help: "Memory password hashes running at once may hold (hashing.max_memory_mib, at most two hashes per CPU).",
+		}, func() float64 { return float64(l.Stats().BudgetKiB) * 1024 }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "portcullis_hashing_memory_in_use_bytes",
+			Help: "Memory held by password hashes running now.",
+		}, func() float64 { return float64(l.Stats().InUseKiB) * 1024 }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "portcullis_hashing_refused_total",
+			Help: "Password checks refused with 503 because hashing memory stayed full for hashing.queue_timeout.",
+		}, func() float64 { return float64(l.Stats().Refused) }),
+	)
 }
 
 // Handler serves the registry in the Prometheus exposition format.

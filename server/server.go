@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -57,11 +59,16 @@ type Server struct {
 	audit    *audit.Recorder
 	provider *oauth.Provider
 	metrics  *Metrics
-	handler  http.Handler
-	reload   time.Duration
-	hooks    []authn.Hook
-	rules    []authn.PasswordRule
-	accounts *authn.Accounts
+	// hashLimiter bounds the memory of password hashes running at once.
+	hashLimiter *hashing.Limiter
+	handler     http.Handler
+	reload      time.Duration
+	hooks       []authn.Hook
+	rules       []authn.PasswordRule
+	accounts    *authn.Accounts
+
+	// metricsHandler is what the metrics listener serves; see MetricsHandler.
+	metricsHandler http.Handler
 }
 
 // OpenStore opens (and, unless disabled, migrates) the configured database
@@ -189,6 +196,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 
 	rec := audit.NewRecorder(s.store, s.logger, s.now)
 	s.audit = rec
+	s.metrics.WatchAudit(rec.Stats)
 	s.policies, err = policystore.New(ctx, s.store, cfg.Policy(), rec, s.logger, s.now)
 	if err != nil {
 		return err
@@ -216,6 +224,11 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		return err
 	}
 	hasher := hashing.Argon2{Memory: cfg.Hashing.MemoryKiB, Iterations: cfg.Hashing.Iterations, Parallelism: cfg.Hashing.Parallelism}
+	// One memory budget for every argon2 hash the server runs: sign-ins,
+	// password writes and chosen client secrets.
+	s.hashLimiter = hashing.NewLimiter(hashingBudgetKiB(cfg.Hashing), cfg.Hashing.QueueTimeout.Duration,
+		hashing.WithRelease(time.Second, debug.FreeOSMemory))
+	s.metrics.WatchHashing(s.hashLimiter)
 	sessions := authn.NewSessions(s.store, s.store, authn.SessionConfig{
 		CookieName: cfg.Session.CookieName,
 		// Browser sessions are shared by every application (single sign-on):
@@ -227,11 +240,11 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		Logger:   s.logger,
 	}, s.now)
 	pipeline := authn.NewPipeline(s.store, hasher, s.logger, rec,
-		authn.WithPolicies(s.policies.For), authn.WithClock(s.now),
+		authn.WithPolicies(s.policies.For), authn.WithClock(s.now), authn.WithLimiter(s.hashLimiter),
 		authn.WithTransactions(s.store), authn.WithHooks(s.hooks...))
 	flows := authn.NewFlows(s.store, secure, s.now)
 	s.accounts = authn.NewAccounts(authn.AccountsConfig{
-		Store: s.store, Sessions: s.store, Hasher: hasher, Recorder: rec,
+		Store: s.store, Sessions: s.store, Hasher: hasher, Limiter: s.hashLimiter, Recorder: rec,
 		Policies: s.policies.For, Rules: s.rules, Now: s.now,
 	})
 	// Form tokens are bound to the browser's session, or before sign-in
@@ -256,6 +269,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		Metrics:           s.metrics,
 		Logger:            s.logger,
 		Now:               s.now,
+		HashLimiter:       s.hashLimiter,
 	})
 	if err != nil {
 		return err
@@ -295,7 +309,6 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		}
 		writeHealth(w, http.StatusOK, "ok")
 	})
-	mux.Handle("GET /metrics", s.metrics.Handler())
 
 	var h http.Handler = mux
 	h = SecurityHeaders(secure)(h)
@@ -304,7 +317,22 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	h = AccessLog(s.logger)(h)
 	h = Identify(clientIP, devices)(h)
 	s.handler = h
+	s.metricsHandler = newMetricsHandler(s.metrics, cfg.Server.Pprof, s.logger)
 	return nil
+}
+
+// newMetricsHandler is what the metrics listener serves: /metrics and, with
+// pprof, /debug/pprof/. It is kept off the public handler because neither
+// asks for authentication. It has none of the public middleware: nothing on
+// it reads request identity, and counting the scraper's own requests would
+// only add series.
+func newMetricsHandler(m *Metrics, pprof bool, logger *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	if pprof {
+		registerPprof(mux)
+	}
+	return Recoverer(logger)(mux)
 }
 
 func writeHealth(w http.ResponseWriter, status int, msg string) {
@@ -327,8 +355,14 @@ func (b browserSessions) Current(r *http.Request) (*storage.User, *storage.Brows
 
 func (b browserSessions) End(w http.ResponseWriter, r *http.Request) error { return b.s.End(w, r) }
 
-// Handler is the whole server as one http.Handler.
+// Handler is the whole public server as one http.Handler.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// MetricsHandler is what the metrics listener serves (/metrics, and
+// /debug/pprof/ with server.pprof), for tests and for programs that serve it
+// on a listener of their own. It exists even when server.metrics_listen is
+// "".
+func (s *Server) MetricsHandler() http.Handler { return s.metricsHandler }
 
 // Store is the server's storage (tests and the CLI use it).
 func (s *Server) Store() *storage.Store { return s.store }
@@ -336,6 +370,39 @@ func (s *Server) Store() *storage.Store { return s.store }
 // Accounts is the instance's accounts service: every password write and
 // every end of all of a user's sessions goes through it.
 func (s *Server) Accounts() *authn.Accounts { return s.accounts }
+
+// hashingBudgetKiB is the memory hashes may hold at once: the configured
+// budget, but no more than two hashes per CPU (per lane of each), since
+// argon2 is CPU-bound and further hashes would only share the CPUs, each
+// taking longer while holding its memory.
+func hashingBudgetKiB(h config.Hashing) int64 {
+	perCPU := int64(2*runtime.GOMAXPROCS(0)/max(int(h.Parallelism), 1)) * int64(h.MemoryKiB)
+	return max(min(int64(h.MaxMemoryMiB)*1024, perCPU), int64(h.MemoryKiB))
+}
+
+// memoryHeadroomMiB is what SetMemoryLimit allows the process beyond the
+// hashing budget: the rest of the server lives in a fraction of it.
+const memoryHeadroomMiB = 64
+
+// SetMemoryLimit sets the Go runtime's soft memory limit to the hashing
+// budget plus a headroom, unless the operator set GOMEMLIMIT, and returns
+// the limit in force. Without it a burst of sign-ins could take the
+// process to twice the budget: the garbage collector lets the heap grow
+// to double what was live at the last collection, and the memory of
+// finished hashes is garbage only the next collection returns. It is
+// process-wide, so the program that owns the process calls it, once.
+func SetMemoryLimit(cfg *config.Config) int64 {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return debug.SetMemoryLimit(-1)
+	}
+	limit := hashingBudgetKiB(cfg.Hashing)*1024 + memoryHeadroomMiB<<20
+	debug.SetMemoryLimit(limit)
+	return limit
+}
+
+// HashLimiter bounds the memory of the password hashes the instance runs
+// at once.
+func (s *Server) HashLimiter() *hashing.Limiter { return s.hashLimiter }
 
 // Audit is the instance's security event recorder.
 func (s *Server) Audit() *audit.Recorder { return s.audit }
@@ -400,8 +467,10 @@ func (s *Server) sweepTokens(ctx context.Context) error {
 	return err
 }
 
-// Serve answers on ln until ctx ends, then shuts down gracefully within the
-// configured timeout.
+// Serve answers on ln with Handler until ctx ends, then shuts down
+// gracefully within the configured timeout; it also runs the background
+// jobs. It serves the public handler only: ListenAndServe adds the metrics
+// listener, and ServeMetrics serves it on a listener of the caller's.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -419,28 +488,79 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// written before Serve returns.
 	defer func() { stopBg(); <-bgDone }()
 
+	s.logger.Info("listening", "addr", ln.Addr().String(), "issuer", s.cfg.Server.Issuer, "database", s.store.Dialect())
+	return s.serveUntil(ctx, srv, ln, "")
+}
+
+// ServeMetrics answers on ln with MetricsHandler until ctx ends, then shuts
+// down gracefully within the configured timeout.
+func (s *Server) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	write := 30 * time.Second
+	if s.cfg.Server.Pprof {
+		// Room for the longest CPU profile or trace a request may ask for.
+		write = maxProfileDuration + 30*time.Second
+	}
+	srv := &http.Server{
+		Handler:           s.metricsHandler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      write,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		// Requests see ctx end at shutdown, so that a running profile
+		// stops early instead of holding shutdown up to its timeout.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+	}
+	s.logger.Info("serving metrics", "addr", ln.Addr().String(), "pprof", s.cfg.Server.Pprof)
+	return s.serveUntil(ctx, srv, ln, "metrics listener: ")
+}
+
+// serveUntil serves srv on ln until ctx ends, then shuts it down gracefully
+// within server.shutdown_timeout. prefix starts its errors, so that with two
+// listeners the failed one is named.
+func (s *Server) serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, prefix string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.logger.Info("listening", "addr", ln.Addr().String(), "issuer", s.cfg.Server.Issuer, "database", s.store.Dialect())
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+		return fmt.Errorf("%sserve: %w", prefix, err)
 	case <-ctx.Done():
 	}
-	s.logger.Info("shutting down")
+	s.logger.Info("shutting down", "addr", ln.Addr().String())
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.Duration)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		return fmt.Errorf("%sshutdown: %w", prefix, err)
 	}
 	return nil
 }
 
-// ListenAndServe listens on the configured address and serves.
+// ListenAndServe listens on server.listen and, unless it is "", on
+// server.metrics_listen, and serves both until ctx ends, shutting both down
+// together within server.shutdown_timeout. Both addresses are bound before
+// either serves, so that a taken port stops the start with an error naming
+// its key rather than leaving half a server running; when one listener
+// fails, the other is shut down too.
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("server.listen: %w", err)
 	}
-	return s.Serve(ctx, ln)
+	if s.cfg.Server.MetricsListen == "" {
+		return s.Serve(ctx, ln)
+	}
+	mln, err := net.Listen("tcp", s.cfg.Server.MetricsListen)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("server.metrics_listen: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- s.Serve(ctx, ln) }()
+	go func() { errc <- s.ServeMetrics(ctx, mln) }()
+	first := <-errc
+	cancel()
+	return errors.Join(first, <-errc)
 }

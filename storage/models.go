@@ -39,7 +39,7 @@ type Client struct {
 func (Client) TableName() string { return "clients" }
 
 // User is a person who signs in. Username is stored in its canonical form
-// (see CanonicalUsername).
+// (see NormalizeUsername).
 type User struct {
 	ID            string    `gorm:"column:id;primaryKey"`
 	Username      string    `gorm:"column:username"`

@@ -108,10 +108,12 @@ func TestBinary(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(etc, "config.toml"), checkedIn, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
+	addr, metricsAddr := freePort(t), freePort(t)
 	c := &cli{t: t, bin: buildBinary(t), dir: work, env: []string{
 		"PORTCULLIS_SERVER_LISTEN=" + addr,
 		"PORTCULLIS_SERVER_ISSUER=http://" + addr,
+		// Not the default port, which a real server on this machine may hold.
+		"PORTCULLIS_SERVER_METRICS_LISTEN=" + metricsAddr,
 		// Cheap hashing: this test is about the commands, not argon2.
 		"PORTCULLIS_HASHING_MEMORY_KIB=8192",
 		"PORTCULLIS_HASHING_ITERATIONS=1",
@@ -217,6 +219,29 @@ func TestBinary(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("admin API with an admin token: %d", resp.StatusCode)
 	}
+	// /metrics asks for no authentication, so only the metrics listener
+	// serves it.
+	for _, tt := range []struct {
+		url  string
+		want int
+	}{
+		{base + "/metrics", http.StatusNotFound},
+		{"http://" + metricsAddr + "/metrics", http.StatusOK},
+		{"http://" + metricsAddr + "/debug/pprof/", http.StatusNotFound},
+	} {
+		resp, err := http.Get(tt.url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", tt.url, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Fatalf("GET %s = %d, want %d", tt.url, resp.StatusCode, tt.want)
+		}
+		if tt.want == http.StatusOK && !strings.Contains(string(body), `portcullis_tokens_issued_total{grant_type="client_credentials"} 1`) {
+			t.Fatalf("metrics do not count the grant above:\n%s", body)
+		}
+	}
 
 	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -232,6 +257,12 @@ func TestBinary(t *testing.T) {
 	if !strings.Contains(serveLog.String(), "shutting down") {
 		t.Fatalf("no graceful shutdown in the log:\n%s", serveLog.String())
 	}
+	for _, a := range []string{addr, metricsAddr} {
+		if conn, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+			conn.Close()
+			t.Fatalf("%s still listens after serve exited", a)
+		}
+	}
 }
 
 // TestConfigErrorsExitBeforeListening checks a bad configuration names the
@@ -241,6 +272,11 @@ func TestConfigErrorsExitBeforeListening(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	addr := freePort(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	c := &cli{t: t, bin: buildBinary(t), dir: t.TempDir()}
 	for _, tt := range []struct {
 		env  []string
@@ -250,6 +286,8 @@ func TestConfigErrorsExitBeforeListening(t *testing.T) {
 		{[]string{"PORTCULLIS_SERVER_LISTEN=" + addr, "PORTCULLIS_DATABASE_URL=mysql://x"}, []string{"database.url"}},
 		{[]string{"PORTCULLIS_SERVER_LISTEN=" + addr, "PORTCULLIS_DATABASE_URL=postgres://postgres@127.0.0.1/test"}, []string{"secrets.system"}},
 		{[]string{"PORTCULLIS_SERVER_LISTN=" + addr}, []string{"PORTCULLIS_SERVER_LISTN"}},
+		{[]string{"PORTCULLIS_SERVER_LISTEN=" + addr, "PORTCULLIS_SERVER_METRICS_LISTEN=" + addr}, []string{"server.metrics_listen", "must differ"}},
+		{[]string{"PORTCULLIS_SERVER_LISTEN=" + addr, "PORTCULLIS_SERVER_METRICS_LISTEN=" + taken.Addr().String()}, []string{"server.metrics_listen", "address already in use"}},
 	} {
 		t.Run(strings.Join(tt.want, ","), func(t *testing.T) {
 			c.env = tt.env

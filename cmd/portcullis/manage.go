@@ -321,8 +321,12 @@ func (a *app) usersCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withStore(cmd.Context(), func(cfg *config.Config, store *storage.Store, trail *audit.Recorder) error {
-				// Asked once the configuration and the database are known
-				// good, so nobody types a password for nothing.
+				// Asked once the configuration, the database and the
+				// username are known good, so nobody types a password for
+				// nothing. %q shows an invisible character as its escape.
+				if _, err := storage.NormalizeUsername(spec.Username); err != nil {
+					return fmt.Errorf("cannot create user %q: %w", spec.Username, err)
+				}
 				var err error
 				if spec.Password, err = a.password(cmd.Context(), cmd, spec.Username, password, fromStdin); err != nil {
 					return err
@@ -334,7 +338,8 @@ func (a *app) usersCmd() *cobra.Command {
 				u, err := accounts.Create(cmd.Context(), spec, authn.Actor{ID: a.actor()})
 				if errors.Is(err, storage.ErrConflict) {
 					// Ids are fresh UUIDs, so the clash is the username.
-					return fmt.Errorf("user %q already exists", storage.CanonicalUsername(spec.Username))
+					name, _ := storage.NormalizeUsername(spec.Username) // checked above
+					return fmt.Errorf("user %q already exists", name)
 				}
 				if err != nil {
 					return err
@@ -344,7 +349,7 @@ func (a *app) usersCmd() *cobra.Command {
 		},
 	}
 	f := create.Flags()
-	f.StringVar(&spec.Username, "username", "", "username (required; case-insensitive)")
+	f.StringVar(&spec.Username, "username", "", "username (required; case-insensitive, letters, digits and ASCII punctuation)")
 	f.StringVar(&password, "password", "", "the password itself; avoid: it stays in the shell history and shows in the process list (prefer --password-stdin or the prompt)")
 	f.BoolVar(&fromStdin, "password-stdin", false, "read the password from the first line of standard input")
 	f.StringVar(&spec.Email, "email", "", "email address")

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"time"
 
@@ -26,6 +27,8 @@ func (a *app) serveCmd() *cobra.Command {
 				off := false
 				cfg.Database.AutoMigrate = &off
 			}
+			limit := server.SetMemoryLimit(cfg)
+			logger.Info("memory limit", slog.Int64("soft_limit_mib", limit>>20))
 			srv, err := server.New(cmd.Context(), cfg, server.Options{Logger: logger})
 			if err != nil {
 				return err

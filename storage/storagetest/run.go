@@ -36,6 +36,7 @@ func Run(t *testing.T, open OpenFunc) {
 		migrationCases(),
 		clientCases(),
 		userCases(),
+		usernameCases(),
 		browserSessionCases(),
 		consentCases(),
 		signingKeyCases(),

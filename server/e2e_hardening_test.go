@@ -225,5 +225,21 @@ func TestUnstorableInputIsBadRequest(t *testing.T) {
 				t.Fatalf("%d, want 400 naming username", resp.StatusCode)
 			}
 		})
+		// A header cannot carry NUL, but it can carry bytes that are not
+		// UTF-8: such a token is no token, not an outage.
+		for _, path := range []string{"/userinfo", "/admin/clients"} {
+			t.Run("invalid UTF-8 bearer token on "+path, func(t *testing.T) {
+				req, _ := http.NewRequest(http.MethodGet, f.issuer+path, nil)
+				req.Header.Set("Authorization", "Bearer ory_at_\xff\xfe.\xff")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("%d, want 401", resp.StatusCode)
+				}
+			})
+		}
 	})
 }

@@ -162,6 +162,8 @@ type handler struct {
 	keys     KeyRotator
 	now      func() time.Time
 	mux      *http.ServeMux
+	// ipRules parses the global IP rules once per change for checkAddress.
+	ipRules policies.IPCache
 }
 
 // New returns the admin API handler, serving paths under /admin/. It panics
@@ -213,6 +215,8 @@ func (h *handler) routes() []route {
 		{pattern: "GET /admin/users", handle: h.listUsers},
 		{pattern: "GET /admin/users/{id}", handle: h.getUser},
 		{pattern: "DELETE /admin/users/{id}", handle: h.deleteUser},
+		{pattern: "GET /admin/users/{id}/lockout", handle: servedIf(h.lockouts() != nil, h.getLockout)},
+		{pattern: "POST /admin/users/{id}/unlock", handle: servedIf(h.lockouts() != nil, h.unlock)},
 		{pattern: "GET /admin/audit", handle: h.ifAudited(h.listAudit)},
 		{pattern: "GET /admin/policies", handle: servedIf(h.policies != nil, h.getPolicies)},
 		{pattern: "PATCH /admin/policies", handle: servedIf(h.policies != nil, h.patchPolicies)},
@@ -239,6 +243,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Responses carry client and user records; no cache should keep them.
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// Before routing, so that a refused address learns nothing of the API,
+	// not even which paths exist.
+	if err := h.checkAddress(r); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	if fallback, pattern := h.mux.Handler(r); pattern == "" {
 		// The mux would answer 404 or 405 in text/plain; find out which
 		// and answer in JSON like every other response.

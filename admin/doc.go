@@ -24,6 +24,11 @@
 // of a JSON body (text.go). PostgreSQL would fail on it where SQLite stores
 // it, so without the check one request would answer differently per backend.
 //
+// When the global IP rules list "admin" in ip.apply_to, a request from an
+// address they refuse gets 403 access_denied before routing or token checks
+// (iprules.go), and a global policy patch that would refuse the caller's
+// own address there is refused with 422 naming ip.
+//
 // Handlers return errors instead of writing them: one adapter turns every
 // error into a JSON body and status, so all failures look alike and internal
 // details reach the log, never the response.

@@ -144,6 +144,7 @@ func loadDocument(t *testing.T) *openapi3.T {
 type apiCall struct {
 	name        string
 	broken      bool // served from a store that fails every call
+	refused     bool // served where the IP rules refuse the caller's address on the admin API
 	method      string
 	path        string
 	token       string // "" sends no Authorization header
@@ -181,6 +182,8 @@ func protectedCalls() []apiCall {
 		{method: "GET", path: "/admin/users", status: 200},
 		{method: "GET", path: "/admin/users/" + seedUserID, status: 200},
 		{method: "DELETE", path: "/admin/users/" + seedUserID, status: 204},
+		{method: "GET", path: "/admin/users/" + sessionUserID + "/lockout", status: 200},
+		{method: "POST", path: "/admin/users/" + sessionUserID + "/unlock", status: 200},
 		{method: "GET", path: "/admin/audit", status: 200},
 		{method: "GET", path: "/admin/policies", status: 200, infallible: true},
 		{method: "PATCH", path: "/admin/policies", contentType: mergePatchType, body: `{"token":{"access_token_ttl":"10m"}}`, status: 200},
@@ -201,6 +204,10 @@ func apiCalls() []apiCall {
 	hugeUser := `{"username":"big","password":"` + strings.Repeat("a", maxBodyBytes) + `"}`
 	calls := []apiCall{
 		{name: "openapi document", method: "GET", path: "/admin/openapi.json", status: 200, docAccepts: true},
+		{name: "openapi document, address refused", refused: true, method: "GET", path: "/admin/openapi.json", status: 403, docAccepts: true},
+		{name: "list clients, address refused", refused: true, method: "GET", path: "/admin/clients", token: adminToken, status: 403, docAccepts: true},
+		{name: "patch policy, locking the caller out", method: "PATCH", path: "/admin/policies", token: adminToken, contentType: mergePatchType,
+			body: `{"ip":{"mode":"allowlist","allow":["198.51.100.0/24"],"apply_to":["admin"]}}`, status: 422, docAccepts: true},
 
 		{name: "create client, generated secret", method: "POST", path: "/admin/clients", token: adminToken,
 			body:   `{"client_id":"gen","client_name":"Generated","grant_types":["client_credentials"],"scopes":["reports:read"],"audience":["https://api.example.com"]}`,
@@ -284,6 +291,7 @@ func apiCalls() []apiCall {
 	}
 	calls = append(calls, policyCalls()...)
 	calls = append(calls, sessionCalls()...)
+	calls = append(calls, lockoutCalls()...)
 	for _, c := range protectedCalls() {
 		op := c.method + " " + c.path
 		refused := c
@@ -353,6 +361,7 @@ func seed(t *testing.T, store *storage.Store) {
 	createClient(t, store, policyClient)
 	createSession(t, store, seedSession, sessionUserID)
 	createToken(t, store, policyClient, sessionUserID, seedSession)
+	seedLockout(t, store, sessionUserID)
 }
 
 // requireBearer stands in for real authentication during request
@@ -380,6 +389,8 @@ func TestOpenAPIMatchesAPI(t *testing.T) {
 	e := newEnv(t)
 	seed(t, e.store)
 	broken := newEnvWith(t, brokenStore{}, nil)
+	// newRequest's address, 192.0.2.1, is outside the allowlist.
+	refused := newGuardedEnv(t, `{"ip":{"mode":"allowlist","allow":["198.51.100.0/24"],"apply_to":["admin"]}}`)
 	opts := &openapi3filter.Options{
 		IncludeResponseStatus: true,
 		MultiError:            true,
@@ -392,6 +403,9 @@ func TestOpenAPIMatchesAPI(t *testing.T) {
 			env := e
 			if c.broken {
 				env = broken
+			}
+			if c.refused {
+				env = refused
 			}
 			served := newRequest(c.method, c.path, c.token, c.body)
 			validated := newRequest(c.method, c.path, c.token, c.body)

@@ -82,6 +82,9 @@ func (h *handler) patchPolicies(w http.ResponseWriter, r *http.Request, who *oau
 	if err != nil {
 		return err
 	}
+	if err := h.keepsCallerIn(r, patch); err != nil {
+		return fmt.Errorf("patch global policy: %w", err)
+	}
 	ch, err := h.policies.PatchGlobal(r.Context(), actor(who), patch)
 	if ch, err = h.committed(r, ch, err); err != nil {
 		return fmt.Errorf("patch global policy: %w", policyError(err))

@@ -37,6 +37,13 @@ const (
 	TypeUserCreated        = "user.created"
 	TypeUserDeleted        = "user.deleted"
 	TypePasswordChanged    = "password.changed"
+	// Brute-force defence: each with the user, device, IP and client of
+	// the attempt that caused it, and the reason.
+	TypeAccountLocked   = "account.locked"
+	TypeAccountUnlocked = "account.unlocked"
+	TypeDeviceLocked    = "device.locked"
+	TypeAddressBlocked  = "ip.blocked"
+	TypeCaptchaRequired = "captcha.required"
 )
 
 // Outcomes.

@@ -10,16 +10,28 @@
 // run the same PasswordRule list (PasswordLength first, then the
 // embedder's) and hashing; ending every session and token family of a user
 // (an administrator's request, a password change under
-// invalidate_on_password_change, next the lockout cascade) revokes the same
+// invalidate_on_password_change, an account lock) revokes the same
 // things and records session.ended and token.revoked with its reason, in
 // the change's transaction. Only the rehash of a verified password under
 // newer hashing parameters is written by the pipeline itself: it is the
 // same password, so no rule or session end applies.
 //
 // Expected results of a sign-in (unknown user, wrong password, disabled
-// account) are Outcome values with a machine-readable reason; error is kept
-// for infrastructure failures. Whatever the reason, a person sees the same
-// page, and an unknown account costs the same hashing work as a known one.
+// account, a lock) are Outcome values with a machine-readable reason; error
+// is kept for infrastructure failures. A person sees the same page for
+// every failure but a lock, which says until when (FailureMessage), and an
+// unknown account costs the same hashing work as a known one.
+//
+// The brute-force defence (lockout.go, WithLockout) is built into the
+// pipeline's phases: a blocked address is refused before the account is
+// looked up; a locked account or device, or an account whose failures
+// demand a captcha, is refused before the password is checked; and the
+// record phase counts each wrong credential for the account, its device
+// and the address under the account's row lock, in the transaction of the
+// attempt's audit event, deciding by the pure policies.Lockout state
+// machine. A lock of the account ends everything of it through the
+// accounts service in the same transaction; a LockNotice follows the
+// commit (the server emails it).
 //
 // Every sign-in is a login flow (flows.go), stored server-side like Hydra's
 // login challenge: an entry point (the authorization endpoint, a page that

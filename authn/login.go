@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portcullis/portcullis/captcha"
 	"github.com/portcullis/portcullis/hashing"
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/reqinfo"
@@ -53,6 +54,25 @@ type loginHandler struct {
 	pages    *templates.Renderer
 	apps     AppFinder
 	logger   *slog.Logger
+	captcha  CaptchaChecker
+	policies PolicySource
+}
+
+// CaptchaChecker draws and judges captchas (captcha.Service).
+type CaptchaChecker interface {
+	Widget(ctx context.Context, p policies.Captcha, page string) (*captcha.Widget, error)
+	Verify(ctx context.Context, p policies.Captcha, page string, form url.Values, remoteIP string) (bool, error)
+}
+
+// LoginOption configures the login handler.
+type LoginOption func(*loginHandler)
+
+// WithCaptcha makes the login form ask for a captcha when the captcha
+// policy of the flow's client shows one on every sign-in, or when the
+// lockout demands one for the account; without it such a sign-in is told
+// it needs a step this page cannot offer.
+func WithCaptcha(c CaptchaChecker, policyFor PolicySource) LoginOption {
+	return func(h *loginHandler) { h.captcha, h.policies = c, policyFor }
 }
 
 // NewLoginHandler serves the sign-in form of a login flow: GET
@@ -61,11 +81,15 @@ type loginHandler struct {
 // flow, starts a session and sends the browser on. GET /login without a
 // flow starts one that returns to return_to (a local path, "/" by
 // default). apps may be nil; the page then names no application.
-func NewLoginHandler(p *Pipeline, s *Sessions, flows *Flows, csrf *CSRF, r *templates.Renderer, apps AppFinder, logger *slog.Logger) http.Handler {
+func NewLoginHandler(p *Pipeline, s *Sessions, flows *Flows, csrf *CSRF, r *templates.Renderer, apps AppFinder, logger *slog.Logger, opts ...LoginOption) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &loginHandler{pipeline: p, sessions: s, flows: flows, csrf: csrf, pages: r, apps: apps, logger: logger}
+	h := &loginHandler{pipeline: p, sessions: s, flows: flows, csrf: csrf, pages: r, apps: apps, logger: logger}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 func (h *loginHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +121,55 @@ func (h *loginHandler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	h.show(w, r, http.StatusOK, fl, templates.LoginPage{Username: fl.LoginHint})
+	page := templates.LoginPage{Username: fl.LoginHint}
+	if h.captcha != nil && h.captchaPolicy(fl).Shows(policies.CaptchaOnLogin, false) {
+		h.showCaptcha(w, r, fl, page, "")
+		return
+	}
+	h.show(w, r, http.StatusOK, fl, page)
+}
+
+func (h *loginHandler) captchaPolicy(fl *storage.LoginFlow) policies.Captcha {
+	return h.policies(fl.ClientID).Captcha
+}
+
+// Captcha messages.
+const (
+	captchaDemandedMessage = "There have been several failed sign-ins to this account. To continue, type the digits in the picture as well as your password."
+	captchaWrongMessage    = "The digits did not match the picture. Type the ones in the new picture."
+	captchaMissingMessage  = "Type the digits in the picture as well as your password."
+)
+
+// showCaptcha renders the form with a fresh captcha. The page's content
+// security policy is widened for this page only, by what the captcha needs
+// (data: audio for the built-in one, the provider's origins otherwise).
+func (h *loginHandler) showCaptcha(w http.ResponseWriter, r *http.Request, fl *storage.LoginFlow, page templates.LoginPage, captchaError string) {
+	widget, err := h.captcha.Widget(r.Context(), h.captchaPolicy(fl), policies.CaptchaOnLogin)
+	if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Security-Policy", widget.ContentSecurityPolicy(w.Header().Get("Content-Security-Policy")))
+	page.Captcha = widget.Template(captchaError)
+	h.show(w, r, http.StatusOK, fl, page)
+}
+
+// checkCaptcha judges the captcha answer the form carries, if any: solved
+// says it was right, answered that there was one.
+func (h *loginHandler) checkCaptcha(r *http.Request, fl *storage.LoginFlow) (solved, answered bool, err error) {
+	if h.captcha == nil {
+		return false, false, nil
+	}
+	for _, f := range []string{captcha.FieldAnswer, captcha.FieldChallengeID, captcha.FieldRecaptcha, captcha.FieldHCaptcha, captcha.FieldTurnstile} {
+		if r.PostFormValue(f) != "" {
+			answered = true
+		}
+	}
+	if !answered {
+		return false, false, nil
+	}
+	solved, err = h.captcha.Verify(r.Context(), h.captchaPolicy(fl), policies.CaptchaOnLogin, r.PostForm, reqinfo.From(r.Context()).IPString())
+	return solved, true, err
 }
 
 // show renders the form of flow fl. The application is looked up on every
@@ -155,13 +227,40 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	username := r.PostFormValue("username")
+	solved, answered, err := h.checkCaptcha(r, fl)
+	if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	captchaError := ""
+	if answered && !solved {
+		captchaError = captchaWrongMessage
+	}
+	if h.captcha != nil && !solved && h.captchaPolicy(fl).Shows(policies.CaptchaOnLogin, false) {
+		// Shown on every sign-in: no answer, no password check.
+		if captchaError == "" {
+			captchaError = captchaMissingMessage
+		}
+		h.showCaptcha(w, r, fl, templates.LoginPage{Username: username}, captchaError)
+		return
+	}
 	out, err := h.pipeline.PasswordLogin(ctx, Attempt{
-		Username: username,
-		Password: r.PostFormValue("password"),
-		ClientID: fl.ClientID,
+		Username:      username,
+		Password:      r.PostFormValue("password"),
+		ClientID:      fl.ClientID,
+		CaptchaSolved: solved,
 	})
 	if err != nil {
 		h.internalError(w, r, err)
+		return
+	}
+	if out.Decision.Verdict == Challenge && out.Decision.Challenge == ChallengeCaptcha && h.captcha != nil {
+		// The lockout demands a captcha for this account, whatever the
+		// captcha policy's show_on: it has no other way forward.
+		if captchaError == "" {
+			captchaError = captchaDemandedMessage
+		}
+		h.showCaptcha(w, r, fl, templates.LoginPage{Username: username}, captchaError)
 		return
 	}
 	if out.Decision.Verdict == Challenge {
@@ -171,7 +270,7 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !out.OK {
-		h.show(w, r, http.StatusOK, fl, templates.LoginPage{Error: loginFailedMessage, Username: username})
+		h.show(w, r, http.StatusOK, fl, templates.LoginPage{Error: FailureMessage(out.Decision), Username: username})
 		return
 	}
 	proof := Proof{ClientID: fl.ClientID, AMR: []string{AMRPassword}, ACR: policies.ACRPassword}
@@ -232,6 +331,33 @@ func logFailure(ctx context.Context, logger *slog.Logger, msg string, err error)
 	logger.LogAttrs(ctx, level, msg, slog.Any("error", err))
 }
 
+// FailureMessage is what a person is told about a refused sign-in: the one
+// "invalid username or password" for every wrong credential, unknown
+// account or refusal that must not be explained, and for a lock what it
+// is and until when, so they know to wait rather than guess again.
+func FailureMessage(d Decision) string {
+	until := "until an administrator unlocks it"
+	if !d.Until.IsZero() {
+		until = "until " + d.Until.UTC().Format("15:04 UTC on 2 January 2006")
+	}
+	switch d.Reason {
+	case ReasonLocked:
+		if d.Until.IsZero() {
+			return "This account is locked after too many failed sign-ins. Ask an administrator to unlock it."
+		}
+		return "This account is locked after too many failed sign-ins, " + until + ". Try again then, or ask an administrator to unlock it."
+	case ReasonDeviceLocked:
+		return "Too many failed sign-ins to this account from this device: signing in here is blocked " + until + ". You can still sign in from another device."
+	case ReasonIPBlocked:
+		return "Too many failed sign-ins from your network: signing in from it is blocked " + until + "."
+	case ReasonIPRule:
+		// Decided before the account is looked up: saying so reveals
+		// nothing, and spares a person resetting a right password.
+		return "Signing in from your network is not allowed. Contact your administrator if you need access from here."
+	}
+	return loginFailedMessage
+}
+
 // unavailableError answers a request the server cannot handle right now
 // (hashing memory full, database down) with 503 and Retry-After, and
 // reports whether err was such; nothing was decided about the person's
@@ -242,6 +368,10 @@ func unavailableError(pages *templates.Renderer, w http.ResponseWriter, err erro
 		w.Header().Set("Retry-After", "1")
 		showError(pages, w, http.StatusServiceUnavailable, "Too busy right now",
 			"Many people are signing in at this moment. Wait a few seconds, then send the form again.")
+	case errors.Is(err, captcha.ErrUnavailable):
+		w.Header().Set("Retry-After", "5")
+		showError(pages, w, http.StatusServiceUnavailable, "Temporarily unavailable",
+			"We cannot check the picture answer for a moment. Wait a few seconds, then send the form again.")
 	case errors.Is(err, storage.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
 		showError(pages, w, http.StatusServiceUnavailable, "Temporarily unavailable",

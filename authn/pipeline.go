@@ -33,6 +33,10 @@ type Attempt struct {
 	// Action is that sensitive action (policies.ActionPasswordChange, …);
 	// empty for a sign-in. It is recorded with the outcome.
 	Action string
+	// CaptchaSolved says the caller checked a captcha answer sent with the
+	// attempt and it was right; a gate that demands a captcha lets only
+	// such attempts through to the password check.
+	CaptchaSolved bool
 }
 
 // Outcome is how an Attempt ended. Reason is machine-readable, for audit
@@ -44,8 +48,12 @@ type Outcome struct {
 	OK     bool
 	Reason string
 	// Decision is the pipeline's verdict in full: Allow, Deny (with until
-	// when it is known) or Challenge.
+	// when it is known) or Challenge. It is what the person is told: for
+	// the wrong password that locked the account, Reason stays
+	// bad_password (it was counted) and Decision says locked, until when.
 	Decision Decision
+
+	locked bool // this attempt's failure started a lock
 }
 
 // Outcome reasons.
@@ -54,6 +62,13 @@ const (
 	ReasonUnknownUser = "unknown_user"
 	ReasonBadPassword = "bad_password"
 	ReasonDisabled    = "disabled"
+	// Defence rules (lockout, IP rules, captcha).
+	ReasonLocked          = "locked"           // the account is locked
+	ReasonDeviceLocked    = "device_locked"    // this device is locked for the account
+	ReasonIPBlocked       = "ip_blocked"       // too many failures from this address
+	ReasonIPRule          = "ip_rule"          // an IP allow or block list refuses the address
+	ReasonCaptchaRequired = "captcha_required" // a captcha must be solved first
+	ReasonCaptchaWrong    = "captcha_wrong"    // the captcha answer was missing or wrong
 )
 
 // maxLoggedUsername bounds what an attacker can push into one log line.
@@ -130,6 +145,8 @@ type Check struct {
 
 	// matched is the form of Password that matched the stored hash.
 	matched typedPassword
+	// lock is what the lockout gate read.
+	lock lockState
 }
 
 // Hook is a step an embedding program adds to every sign-in, in a phase of
@@ -204,6 +221,7 @@ type Pipeline struct {
 	now      func() time.Time
 	tx       Transactor
 	hooks    []Hook
+	lockout  *lockout
 }
 
 // NewPipeline returns the login pipeline. params holds the current password
@@ -252,14 +270,16 @@ func (p *Pipeline) PasswordLogin(ctx context.Context, a Attempt) (Outcome, error
 	if d.Verdict == Allow {
 		out.OK, out.User = true, c.User
 	}
+	out, err = p.recordPhase(ctx, c, out)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("password login: record: %w", err)
+	}
 	level := slog.LevelInfo
 	if !out.OK {
 		level = slog.LevelWarn
 	}
-	p.logger.LogAttrs(ctx, level, "password login", append(p.logAttrs(c), slog.String("reason", out.Reason))...)
-	if err := p.recordPhase(ctx, c, out); err != nil {
-		return Outcome{}, fmt.Errorf("password login: record: %w", err)
-	}
+	p.logger.LogAttrs(ctx, level, "password login", append(p.logAttrs(c),
+		slog.String("reason", out.Reason), slog.String("decision", out.Decision.Reason))...)
 	if out.OK {
 		p.rehash(ctx, c)
 	}
@@ -268,6 +288,11 @@ func (p *Pipeline) PasswordLogin(ctx context.Context, a Attempt) (Outcome, error
 
 // decide runs the gates and the verification and returns the verdict.
 func (p *Pipeline) decide(ctx context.Context, c *Check) (Decision, error) {
+	if p.lockout != nil {
+		if d, err := p.lockout.addressGate(ctx, c); err != nil || d.Verdict != Continue {
+			return d, err
+		}
+	}
 	if d, err := p.runHooks(ctx, c, PhaseNetwork); err != nil || d.Verdict != Continue {
 		return d, err
 	}
@@ -275,18 +300,28 @@ func (p *Pipeline) decide(ctx context.Context, c *Check) (Decision, error) {
 		return Decision{}, err
 	}
 	d := p.accountGates(c)
+	if d.Verdict == Continue && p.lockout != nil {
+		var err error
+		if d, err = p.lockout.accountGate(ctx, c); err != nil {
+			return Decision{}, err
+		}
+	}
 	if d.Verdict == Continue {
 		var err error
 		if d, err = p.runHooks(ctx, c, PhaseAccount); err != nil {
 			return Decision{}, err
 		}
 	}
-	if d.Verdict != Continue {
+	if d.Verdict == Deny {
 		// Same work as a real check: a locked or disabled account must
 		// not answer faster than an open one.
 		if err := p.hasher.Dummy(ctx, c.Password); err != nil {
 			return Decision{}, err
 		}
+	}
+	if d.Verdict != Continue {
+		// A challenge (a captcha first) is answered before any password
+		// work: refusing a missing answer costs nothing.
 		return d, nil
 	}
 	if d, err := p.verifyPassword(ctx, c); err != nil || d.Verdict != Continue {
@@ -323,15 +358,43 @@ func (p *Pipeline) runHooks(ctx context.Context, c *Check, phase Phase) (Decisio
 }
 
 // recordPhase writes what happened, whatever it was, in one transaction.
-func (p *Pipeline) recordPhase(ctx context.Context, c *Check, out Outcome) error {
+func (p *Pipeline) recordPhase(ctx context.Context, c *Check, out Outcome) (Outcome, error) {
 	if p.tx == nil {
 		p.record(ctx, c, out)
-		return nil
+		return out, nil
 	}
-	return p.tx.InTx(ctx, func(ctx context.Context) error {
-		p.record(ctx, c, out)
+	var (
+		final   Outcome
+		notices []LockNotice
+	)
+	err := p.tx.InTx(ctx, func(ctx context.Context) error {
+		final, notices = out, nil
+		var events []audit.Event
+		if p.lockout != nil {
+			var err error
+			if final, err = p.lockout.record(ctx, c, out, &events, &notices); err != nil {
+				return err
+			}
+		}
+		p.record(ctx, c, final)
+		for _, e := range events {
+			if err := p.recorder.Record(ctx, e); err != nil {
+				// A lock without its event would be unexplained; the
+				// transaction goes back and the attempt is an error.
+				return fmt.Errorf("record %s: %w", e.Type, err)
+			}
+		}
 		return nil
 	})
+	if err != nil {
+		return Outcome{}, err
+	}
+	for _, n := range notices {
+		if p.lockout.notify != nil {
+			p.lockout.notify(ctx, n)
+		}
+	}
+	return final, nil
 }
 
 // record writes the outcome to the audit trail. The attempt is decided by
@@ -353,6 +416,9 @@ func (p *Pipeline) record(ctx context.Context, st *Check, out Outcome) {
 	}
 	if !out.Decision.Until.IsZero() {
 		e.Details["until"] = out.Decision.Until.UTC().Format(time.RFC3339)
+	}
+	if out.locked {
+		e.Details["locked"] = out.Decision.Reason
 	}
 	if st.Action != "" {
 		e.Details["action"] = st.Action

@@ -20,16 +20,20 @@ type Config struct {
 	Secrets  Secrets  `toml:"secrets"`
 	Hashing  Hashing  `toml:"hashing"`
 	Keys     Keys     `toml:"keys"`
+	SMTP     SMTP     `toml:"smtp"`
 	// Token and Session hold the policy keys that config.toml sets; the
 	// effective global policy layers what admins set on top (see Policy).
 	// Each section of policies.Sections has its table here, under the
 	// section's key, of the section's type or embedding it inline; Policy
 	// and Default find them by that key, and a test fails for a section
 	// without one.
-	Token   policies.Token `toml:"token"`
-	Session Session        `toml:"session"`
-	Scopes  Scopes         `toml:"scopes"`
-	Log     Log            `toml:"log"`
+	Token   policies.Token   `toml:"token"`
+	Session Session          `toml:"session"`
+	Lockout policies.Lockout `toml:"lockout"`
+	IP      policies.IP      `toml:"ip"`
+	Captcha policies.Captcha `toml:"captcha"`
+	Scopes  Scopes           `toml:"scopes"`
+	Log     Log              `toml:"log"`
 }
 
 // Server configures the HTTP listener and the issuer identity.
@@ -80,6 +84,10 @@ type Secrets struct {
 	// File is where a generated secret is kept when using SQLite and System
 	// is empty. Empty means next to the database; see Config.SecretFilePath.
 	File string `toml:"file"`
+	// Captcha is the third-party captcha provider's secret key, which
+	// verifies answers with it. It is here, not in the [captcha] policy,
+	// because the policy is readable through the admin API.
+	Captcha string `toml:"captcha"`
 }
 
 // Hashing configures argon2id for user passwords.
@@ -104,6 +112,45 @@ type Keys struct {
 	// "ES256", "RS256" or "EdDSA".
 	Algorithm string `toml:"algorithm"`
 }
+
+// SMTP configures outgoing email (package notify): the lockout notices
+// for now. Host "" turns email off.
+type SMTP struct {
+	// Host is the SMTP server's name or IP address, without the port.
+	Host string `toml:"host"`
+	Port int    `toml:"port"`
+	// From is the sender, an RFC 5322 address such as
+	// "Portcullis <noreply@example.com>"; required with a host.
+	From string `toml:"from"`
+	// TLS is "starttls" (RFC 3207), "tls" (implicit, RFC 8314) or "none",
+	// which only a loopback host may use: plain text elsewhere would show
+	// the password and the mail to the network.
+	TLS string `toml:"tls"`
+	// Username and Password authenticate (AUTH PLAIN or LOGIN); "" means
+	// no authentication. The password is best given as
+	// PORTCULLIS_SMTP_PASSWORD rather than in the file, and is never
+	// logged nor put in an error.
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+	// Timeout bounds one mail, from connecting to the server's "OK".
+	Timeout Duration `toml:"timeout"`
+	// AdminAddress receives the mail for administrators
+	// (lockout.notify_admin); "" sends them none. It is here, not in the
+	// [lockout] policy, because it is where the deployment's mail goes,
+	// the same for every application, and not a rule an application
+	// customizes.
+	AdminAddress string `toml:"admin_address"`
+}
+
+// Values of smtp.tls.
+const (
+	SMTPStartTLS = "starttls"
+	SMTPTLS      = "tls"
+	SMTPNoTLS    = "none"
+)
+
+// Enabled reports whether email is on: whether smtp.host is set.
+func (s SMTP) Enabled() bool { return s.Host != "" }
 
 // Session is the [session] table: the session policy's keys, inline, plus
 // the cookie's name, which is deployment wiring rather than policy and so
@@ -161,8 +208,9 @@ func Default() *Config {
 			AutoMigrate:  &autoMigrate,
 		},
 		Secrets: Secrets{
-			System: []string{},
-			File:   "",
+			System:  []string{},
+			File:    "",
+			Captcha: "",
 		},
 		Hashing: Hashing{
 			// The OWASP argon2id baseline: 19 MiB, 2 passes, 1 lane.
@@ -180,6 +228,17 @@ func Default() *Config {
 		// file and the default compare equal.
 		Scopes: Scopes{Descriptions: map[string]string{}},
 		Log:    Log{Level: "info", Format: "json"},
+		SMTP: SMTP{
+			Host: "",
+			// The submission port (RFC 6409), with STARTTLS.
+			Port:         587,
+			From:         "",
+			TLS:          SMTPStartTLS,
+			Username:     "",
+			Password:     "",
+			Timeout:      Duration{10 * time.Second},
+			AdminAddress: "",
+		},
 	}
 	// The policy keys take their defaults from the policy engine, so that
 	// config.toml, the admin API and per-application snapshots start from

@@ -737,6 +737,10 @@ func TestEnvOverrides(t *testing.T) {
 			func(c *Config) bool { return c.Server.MetricsListen == "[::1]:9999" && c.Server.Pprof }},
 		{"hashing budget", []string{"PORTCULLIS_HASHING_MAX_MEMORY_MIB=512", "PORTCULLIS_HASHING_QUEUE_TIMEOUT=0s"},
 			func(c *Config) bool { return c.Hashing.MaxMemoryMiB == 512 && c.Hashing.QueueTimeout == Duration{} }},
+		{"smtp password alone", []string{"PORTCULLIS_SMTP_USERNAME=mailer", "PORTCULLIS_SMTP_PASSWORD=s3cret"},
+			func(c *Config) bool {
+				return c.SMTP.Username == "mailer" && c.SMTP.Password == "s3cret" && !c.SMTP.Enabled()
+			}},
 		{"config path and foreign vars ignored", []string{"PORTCULLIS_CONFIG=/etc/p.toml", "PORTCULLISX=1", "HOME=/"},
 			func(c *Config) bool { return c.Server.Listen == "127.0.0.1:9000" }},
 	}
@@ -1031,6 +1035,12 @@ cookie_name = "sid"
 invalidate_on_password_change = false
 reauth_max_age = "10m"
 reauth_for = ["email_change"]
+
+[lockout]
+max_failures = 3
+
+[lockout.user]
+lock_for = "0s"
 `
 	c, err := Load(writeFile(t, file), nil)
 	if err != nil {
@@ -1043,27 +1053,29 @@ reauth_for = ["email_change"]
 		}
 		return policies.Duration(v)
 	}
-	want := policies.Policy{
-		Token: policies.Token{
-			AccessTokenTTL:       dur("5m"),
-			IDTokenTTL:           dur("1h"),
-			AuthorizationCodeTTL: dur("10m"),
-			RefreshWindow:        dur("24h"),
-			RefreshReuseGrace:    dur("2s"),
-			Format:               policies.FormatJWT,
-			RevokeOnChange:       true,
-			Admin:                policies.AdminToken{AccessTokenTTL: dur("2m"), RefreshTokenTTL: dur("1h"), IdleTimeout: dur("15m")},
-		},
-		Session: policies.Session{
-			AbsoluteTimeout: dur("720h"),
-			IdleTimeout:     dur("1h"),
-			MaxConcurrent:   5,
-			OnLimit:         policies.OnLimitReject,
-			Cookie:          policies.CookieLifetime{Browser: true},
-			ReauthMaxAge:    dur("10m"),
-			ReauthFor:       []string{policies.ActionEmailChange},
-		},
+	// Sections the file leaves out keep their defaults.
+	want := policies.Defaults()
+	want.Token = policies.Token{
+		AccessTokenTTL:       dur("5m"),
+		IDTokenTTL:           dur("1h"),
+		AuthorizationCodeTTL: dur("10m"),
+		RefreshWindow:        dur("24h"),
+		RefreshReuseGrace:    dur("2s"),
+		Format:               policies.FormatJWT,
+		RevokeOnChange:       true,
+		Admin:                policies.AdminToken{AccessTokenTTL: dur("2m"), RefreshTokenTTL: dur("1h"), IdleTimeout: dur("15m")},
 	}
+	want.Session = policies.Session{
+		AbsoluteTimeout: dur("720h"),
+		IdleTimeout:     dur("1h"),
+		MaxConcurrent:   5,
+		OnLimit:         policies.OnLimitReject,
+		Cookie:          policies.CookieLifetime{Browser: true},
+		ReauthMaxAge:    dur("10m"),
+		ReauthFor:       []string{policies.ActionEmailChange},
+	}
+	want.Lockout.MaxFailures = 3
+	want.Lockout.User.LockFor = 0
 	if got := c.Policy(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Policy() =\n%s\nwant\n%s", got.Canonical(), want.Canonical())
 	}

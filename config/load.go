@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -367,6 +368,23 @@ func fromTOML(t reflect.Type, raw any, key string, p *problems) (reflect.Value, 
 			return reflect.Value{}, false
 		}
 		nv.SetUint(uint64(n))
+	case reflect.Float32, reflect.Float64:
+		// A person writes "min_score = 1" as readily as "1.0".
+		var f float64
+		switch n := raw.(type) {
+		case float64:
+			f = n
+		case int64:
+			f = float64(n)
+		default:
+			p.add(key, "must be a number, not %s", tomlKind(raw))
+			return reflect.Value{}, false
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			p.add(key, "must be a finite number (got %v)", f)
+			return reflect.Value{}, false
+		}
+		nv.SetFloat(f)
 	case reflect.Pointer:
 		ev, ok := fromTOML(t.Elem(), raw, key, p)
 		if !ok {
@@ -460,6 +478,12 @@ func fromString(t reflect.Type, s string) (reflect.Value, error) {
 			return reflect.Value{}, fmt.Errorf("must be an integer from 0 to %d, not %q", maxUint(t), s)
 		}
 		nv.SetUint(n)
+	case reflect.Float32, reflect.Float64:
+		f, err := strconv.ParseFloat(s, t.Bits())
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return reflect.Value{}, fmt.Errorf("must be a finite number such as 0.5, not %q", s)
+		}
+		nv.SetFloat(f)
 	case reflect.Pointer:
 		ev, err := fromString(t.Elem(), s)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -35,6 +36,10 @@ const (
 
 	maxOpenConnsLimit = 1000
 
+	// maxSMTPTimeout keeps a mail server that never answers from holding
+	// the notice queue for long.
+	maxSMTPTimeout = 5 * time.Minute
+
 	// maxScopeDescription keeps a description to one line of the consent
 	// page, where it stands for a scope in a list.
 	maxScopeDescription = 200
@@ -49,6 +54,7 @@ func (c *Config) Validate() error {
 	c.validateSecrets(&p)
 	c.Hashing.validate(&p)
 	c.Keys.validate(&p)
+	c.SMTP.validate(&p)
 	c.validatePolicy(&p)
 	c.Session.validate(&p)
 	c.Scopes.validate(&p)
@@ -102,6 +108,7 @@ func (c *Config) Warnings() []string {
 		}
 		w = append(w, fmt.Sprintf("server.metrics_listen: %q is not loopback, and nothing authenticates requests to %s; let only the scraper reach it (firewall, network policy)", c.Server.MetricsListen, what))
 	}
+	w = append(w, c.smtpWarnings()...)
 	sort.Strings(w)
 	return w
 }
@@ -264,6 +271,11 @@ func (c *Config) validateSecrets(p *problems) {
 	if len(c.Secrets.System) == 0 && c.Database.Driver() == DriverPostgres {
 		p.add("secrets.system", "required with PostgreSQL (a secret is generated only for SQLite)")
 	}
+	// Only a provider the policy knows needs it: an unknown one is
+	// reported under captcha.provider, and one problem is enough.
+	if cp := c.Captcha; cp.ThirdParty() && strings.TrimSpace(c.Secrets.Captcha) == "" {
+		p.add("secrets.captcha", "required with captcha.provider %q: the secret key from the provider's console (or PORTCULLIS_SECRETS_CAPTCHA)", cp.Provider)
+	}
 }
 
 func (h Hashing) validate(p *problems) {
@@ -365,4 +377,89 @@ func (l Log) validate(p *problems) {
 	default:
 		p.add("log.format", "must be \"json\" or \"text\" (got %q)", l.Format)
 	}
+}
+
+// validate checks [smtp]. From and the credentials matter only with a
+// host, but every key given is checked, so that a mistake shows when it is
+// made rather than on the day email is turned on. Messages never echo the
+// password.
+func (s SMTP) validate(p *problems) {
+	const fromExample = `"Portcullis <noreply@example.com>"`
+	switch {
+	case s.Host == "":
+	case strings.ContainsAny(s.Host, " \t/[]@") || strings.Count(s.Host, ":") == 1:
+		p.add("smtp.host", "must be a host name or IP address without a port or scheme, such as \"smtp.example.com\"; the port is smtp.port (got %q)", s.Host)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		p.add("smtp.port", "must be from 1 to 65535 (got %d)", s.Port)
+	}
+	switch {
+	case s.From == "" && s.Host != "":
+		p.add("smtp.from", "required with smtp.host: the sender's address, such as %s", fromExample)
+	case s.From != "":
+		if err := checkAddress(s.From); err != nil {
+			p.add("smtp.from", "%v, such as %s (got %q)", err, fromExample, s.From)
+		}
+	}
+	switch s.TLS {
+	case SMTPStartTLS, SMTPTLS:
+	case SMTPNoTLS:
+		if s.Host != "" && !isLoopbackHost(s.Host) {
+			p.add("smtp.tls", "%q is only allowed with a loopback smtp.host (a local relay or mail catcher): across a network it would show the mail and the password to anyone on the path; use %q or %q (got host %q)", SMTPNoTLS, SMTPStartTLS, SMTPTLS, s.Host)
+		}
+	default:
+		p.add("smtp.tls", "must be %q, %q or %q (got %q)", SMTPStartTLS, SMTPTLS, SMTPNoTLS, s.TLS)
+	}
+	switch {
+	case s.Password != "" && s.Username == "":
+		p.add("smtp.username", "required with smtp.password")
+	case s.Username != "" && s.Password == "":
+		p.add("smtp.password", "required with smtp.username (in the file, or as PORTCULLIS_SMTP_PASSWORD)")
+	}
+	if s.Timeout.Duration <= 0 || s.Timeout.Duration > maxSMTPTimeout {
+		p.add("smtp.timeout", "must be positive and at most %s (got %s)", Duration{maxSMTPTimeout}, s.Timeout)
+	}
+	if s.AdminAddress != "" {
+		if err := checkAddress(s.AdminAddress); err != nil {
+			p.add("smtp.admin_address", "%v, such as \"security@example.com\" (got %q)", err, s.AdminAddress)
+		}
+	}
+}
+
+// checkAddress accepts one RFC 5322 address, with or without a display
+// name, as notify sends to and from.
+func checkAddress(s string) error {
+	if _, err := mail.ParseAddress(s); err != nil {
+		return fmt.Errorf("must be one email address (%s)", strings.TrimPrefix(err.Error(), "mail: "))
+	}
+	return nil
+}
+
+// smtpWarnings are the [smtp] settings that are valid but will not do
+// what they seem to, and lockout notices that cannot go out.
+func (c *Config) smtpWarnings() []string {
+	s := c.SMTP
+	var w []string
+	if !s.Enabled() {
+		if s.AdminAddress != "" {
+			w = append(w, "smtp.admin_address: no mail is sent while smtp.host is empty")
+		}
+		if c.Lockout.NotifyUser {
+			w = append(w, "lockout.notify_user: no mail is sent while smtp.host is empty")
+		}
+		if c.Lockout.NotifyAdmin {
+			w = append(w, "lockout.notify_admin: no mail is sent while smtp.host is empty")
+		}
+		return w
+	}
+	if c.Lockout.NotifyAdmin && s.AdminAddress == "" {
+		w = append(w, "lockout.notify_admin: smtp.admin_address is empty, so no administrator is told")
+	}
+	switch {
+	case s.TLS == SMTPTLS && (s.Port == 587 || s.Port == 25):
+		w = append(w, fmt.Sprintf("smtp.port: %d usually speaks STARTTLS, not implicit TLS (smtp.tls = %q); implicit TLS is usually port 465", s.Port, SMTPTLS))
+	case s.TLS == SMTPStartTLS && s.Port == 465:
+		w = append(w, fmt.Sprintf("smtp.port: 465 usually speaks implicit TLS (smtp.tls = %q), not STARTTLS", SMTPTLS))
+	}
+	return w
 }

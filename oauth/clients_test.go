@@ -53,8 +53,11 @@ func TestNewClientValidation(t *testing.T) {
 
 		// grant_types
 		{name: "grant_types empty", modify: func(s *ClientSpec) { s.GrantTypes = nil; s.RedirectURIs = nil }, fields: []string{"grant_types"}},
-		{name: "grant_types unknown reports its index", modify: func(s *ClientSpec) { s.GrantTypes = []string{"authorization_code", "implicit", "password"} }, fields: []string{"grant_types[1]", "grant_types[2]"}, msg: `"implicit"`},
+		{name: "grant_types unknown reports its index", modify: func(s *ClientSpec) { s.GrantTypes = []string{"authorization_code", "implicit", "magic"} }, fields: []string{"grant_types[1]", "grant_types[2]"}, msg: `"implicit"`},
 		{name: "client_credentials without redirect_uris", modify: func(s *ClientSpec) { s.GrantTypes = []string{"client_credentials"}; s.RedirectURIs = nil }},
+		{name: "password without redirect_uris", modify: func(s *ClientSpec) { s.GrantTypes = []string{"password", "refresh_token"}; s.RedirectURIs = nil }},
+		// A mobile app is a public client; see passwordgrant.go.
+		{name: "public with password", modify: func(s *ClientSpec) { s.Public = true; s.GrantTypes = []string{"password"}; s.RedirectURIs = nil }},
 
 		// response_types
 		{name: "response_types unknown", modify: func(s *ClientSpec) { s.ResponseTypes = []string{"token"} }, fields: []string{"response_types[0]"}},

@@ -7,6 +7,11 @@ const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
+	// GrantPassword is the resource owner password credentials grant
+	// (RFC 6749 4.3). RFC 9700 says it must not be used; it is served for
+	// mobile apps migrating from systems that had it, and a client gets it
+	// only when its registration lists it (see passwordgrant.go).
+	GrantPassword = "password"
 )
 
 // GrantTypes is the one list of the grant types this server serves, in
@@ -14,7 +19,7 @@ const (
 // client registration and (by test) the admin API's schema all read it, so
 // a grant type added here is added everywhere.
 func GrantTypes() []string {
-	return []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}
+	return []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantPassword}
 }
 
 // SupportedGrant reports whether g is one of GrantTypes.

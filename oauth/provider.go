@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,6 +114,10 @@ type Config struct {
 	// HashLimiter bounds the memory of client secret checks, shared with
 	// sign-in; nil means no bound.
 	HashLimiter *hashing.Limiter
+	// PasswordGrant checks passwords for the password grant (the sign-in
+	// pipeline, in the server); nil turns the grant off: discovery leaves
+	// it out and the token endpoint answers unsupported_grant_type.
+	PasswordGrant PasswordAuthenticator
 }
 
 // Provider serves the OAuth 2.0 and OpenID Connect endpoints.
@@ -218,6 +223,12 @@ func New(cfg Config) (*Provider, error) {
 			fc.RevocationHandlers.Append(rh)
 		}
 	}
+	fc.TokenEndpointHandlers.Append(&passwordGrantHandler{
+		p: p, auth: cfg.PasswordGrant, store: store, config: cc,
+		tokens:  &oauth2.HandleHelper{AccessTokenStrategy: strategy, AccessTokenStorage: store, Config: cc},
+		refresh: strategy,
+		idToken: &openid.IDTokenHandleHelper{IDTokenStrategy: strategies.OpenIDConnectTokenStrategy},
+	})
 	p.f = f
 	body, err := p.renderDiscovery()
 	if err != nil {
@@ -268,7 +279,7 @@ func (p *Provider) renderDiscovery() ([]byte, error) {
 		"scopes_supported":                                         []string{"openid", "offline_access", "profile", "email"},
 		"response_types_supported":                                 []string{"code"},
 		"response_modes_supported":                                 []string{"query"},
-		"grant_types_supported":                                    GrantTypes(),
+		"grant_types_supported":                                    p.grantTypes(),
 		"subject_types_supported":                                  []string{"public"},
 		"id_token_signing_alg_values_supported":                    []string{p.cfg.Keys.Algorithm()},
 		"token_endpoint_auth_methods_supported":                    []string{"client_secret_basic", "client_secret_post", methodPrivateKeyJWT, "none"},
@@ -291,6 +302,16 @@ func (p *Provider) renderDiscovery() ([]byte, error) {
 		return nil, fmt.Errorf("render discovery: %w", err)
 	}
 	return b, nil
+}
+
+// grantTypes are the grant types discovery advertises: every one the
+// server serves to some client (the password grant to those registered
+// for it), unless the grant is turned off.
+func (p *Provider) grantTypes() []string {
+	if p.cfg.PasswordGrant == nil {
+		return slices.DeleteFunc(GrantTypes(), func(g string) bool { return g == GrantPassword })
+	}
+	return GrantTypes()
 }
 
 // serveDiscovery and serveJWKS write pre-rendered bytes with a precomputed

@@ -15,12 +15,11 @@ func TestPatchClient(t *testing.T) {
 	own.Token.AccessTokenTTL = d("20m")
 	own.Session.MaxConcurrent = 1
 	none := ClientPolicy{Customized: []string{}, Effective: global}
-	tokenOnly := ClientPolicy{Customized: []string{"token"}, Effective: Policy{Token: own.Token, Session: global.Session}}
-	all := ClientPolicy{Customized: []string{"token", "session"}, Effective: own}
-
-	// mix is the policy with the token section of tok and the session
-	// section of sess.
-	mix := func(tok, sess Policy) Policy { return Policy{Token: tok.Token, Session: sess.Session} }
+	// mix is the policy with the token section of tok and every other
+	// section of rest.
+	mix := func(tok, rest Policy) Policy { rest.Token = tok.Token; return rest }
+	tokenOnly := ClientPolicy{Customized: []string{"token"}, Effective: mix(own, global)}
+	all := ClientPolicy{Customized: SectionKeys(), Effective: own}
 	withID := func(p Policy, id string) Policy { p.Token.IDTokenTTL = d(id); return p }
 
 	tests := []struct {
@@ -41,9 +40,9 @@ func TestPatchClient(t *testing.T) {
 			sections: []string{"token", "session"},
 			want:     func() Policy { p := tokenOnly.Effective; p.Session.IdleTimeout = d("1h"); return p }()},
 		{name: "customized true snapshots the rest", current: tokenOnly, patch: `{"customized":true}`,
-			sections: []string{"token", "session"}, want: mix(own, global)},
+			sections: SectionKeys(), want: mix(own, global)},
 		{name: "customized true with rules", current: none, patch: `{"customized":true,"session":{"max_concurrent":2}}`,
-			sections: []string{"token", "session"},
+			sections: SectionKeys(),
 			want:     func() Policy { p := global; p.Session.MaxConcurrent = 2; return p }()},
 		{name: "customized false drops every section", current: all, patch: `{"customized":false}`,
 			sections: []string{}, want: global},
@@ -61,7 +60,7 @@ func TestPatchClient(t *testing.T) {
 		{name: "customized false with rules", current: all, patch: `{"customized":false,"token":{"id_token_ttl":"2h"}}`, fields: []string{"customized"}},
 		{name: "both switches", current: none, patch: `{"customized":true,"customized_sections":[]}`, fields: []string{"customized_sections"}},
 		{name: "customized_sections not a list", current: none, patch: `{"customized_sections":{"token":true}}`, fields: []string{"customized_sections"}},
-		{name: "customized_sections with a bad entry", current: none, patch: `{"customized_sections":["token",null,"ip","token"]}`,
+		{name: "customized_sections with a bad entry", current: none, patch: `{"customized_sections":["token",null,"tokens","token"]}`,
 			fields: []string{"customized_sections[1]", "customized_sections[2]", "customized_sections[3]"}},
 		{name: "rules of a section left out", current: all, patch: `{"customized_sections":["token"],"session":{"max_concurrent":2}}`,
 			fields: []string{"customized_sections"}},

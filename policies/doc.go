@@ -7,8 +7,9 @@
 //
 // It is pure logic so that it can be read and tested in isolation: no I/O,
 // no logging, and no clock — every function that depends on time takes now
-// as an argument. It imports only the standard library and fielderr, and
-// serves no routes; the admin API and the token endpoint call into it.
+// as an argument. It imports only the standard library, fielderr and ipnets
+// (address ranges, for the IP rules), and serves no routes; the admin API
+// and the token endpoint call into it.
 //
 // It also owns the one decision the authorization endpoint asks before
 // consent: whether the browser session satisfies the request

@@ -237,6 +237,8 @@ func wantedJSON(t reflect.Type) string {
 		return "true or false"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
 	case reflect.Slice:
 		return "an array of " + plural(wantedJSON(t.Elem()))
 	default:

@@ -175,7 +175,12 @@ func TestCanonical(t *testing.T) {
 		`"refresh_token_ttl":"168h","refresh_window":"0s","refresh_reuse_grace":"0s","format":"opaque","revoke_on_change":false,` +
 		`"admin":{"access_token_ttl":"0s","refresh_token_ttl":"0s","idle_timeout":"0s"}},` +
 		`"session":{"absolute_timeout":"0s","idle_timeout":"0s","max_concurrent":0,"on_limit":"evict_oldest","cookie":"336h",` +
-		`"invalidate_on_password_change":true,"reauth_max_age":"0s","reauth_for":["password_change","mfa_removal"]}}`
+		`"invalidate_on_password_change":true,"reauth_max_age":"0s","reauth_for":["password_change","mfa_removal"]},` +
+		`"lockout":{"max_failures":5,"window":"10m","action":"lock","duration":"15m","max_temporary_locks":0,` +
+		`"device":{"max_failures":3,"reset_after":"15m","lock_for":"15m"},"user":{"max_device_locks":3,"reset_after":"24h","lock_for":"1h"},` +
+		`"ip":{"max_failures":50,"window":"10m","block_for":"15m"},"notify_user":false,"notify_admin":false},` +
+		`"ip":{"mode":"off","allow":[],"block":[],"apply_to":[]},` +
+		`"captcha":{"provider":"builtin","site_key":"","verify_url":"","min_score":0.5,"show_on":["login"],"when":"after_failures"}}`
 	if got := string(Defaults().Canonical()); got != want {
 		t.Errorf("Canonical() =\n%s\nwant\n%s", got, want)
 	}
@@ -411,10 +416,8 @@ func randomValue(rng *rand.Rand, leaf []string) any {
 		return []string{"opaque", "jwt"}[rng.IntN(2)]
 	case "on_limit":
 		return []string{"evict_oldest", "reject"}[rng.IntN(2)]
-	case "revoke_on_change", "invalidate_on_password_change":
-		return rng.IntN(2) == 0
-	case "max_concurrent":
-		return rng.IntN(10)
+	case "action":
+		return []string{LockoutActionLock, LockoutActionCaptcha}[rng.IntN(2)]
 	case "cookie":
 		if rng.IntN(3) == 0 {
 			return "browser"
@@ -423,9 +426,52 @@ func randomValue(rng *rand.Rand, leaf []string) any {
 	case "reauth_for":
 		all := []string{"password_change", "mfa_removal", "mfa_enrollment", "email_change"}
 		return all[:rng.IntN(len(all)+1)]
-	default:
+	case "provider":
+		all := []string{CaptchaBuiltin, CaptchaRecaptchaV2, CaptchaRecaptchaV3, CaptchaHCaptcha, CaptchaTurnstile}
+		return all[rng.IntN(len(all))]
+	case "site_key":
+		return []string{"", "6LeIxAcTAAAAAJcZVRqyHh71UMIEGNQ_MXjiZKhI"}[rng.IntN(2)]
+	case "verify_url":
+		return []string{"", "https://verify.example/siteverify"}[rng.IntN(2)]
+	case "show_on":
+		all := []string{CaptchaOnLogin, CaptchaOnRegistration, CaptchaOnPasswordReset}
+		return all[:rng.IntN(len(all)+1)]
+	case "when":
+		return []string{CaptchaAlways, CaptchaAfterFailures}[rng.IntN(2)]
+	case "mode":
+		return []string{IPModeOff, IPModeAllowlist, IPModeBlocklist}[rng.IntN(3)]
+	case "allow", "block":
+		all := []string{"10.0.0.0/8", "192.0.2.1", "2001:db8::/32", "::ffff:198.51.100.0/120"}
+		return all[:rng.IntN(len(all)+1)]
+	case "apply_to":
+		return []string{IPSurfaceAdmin}[:rng.IntN(2)]
+	}
+	// The rest by type, so a new field of a known type needs nothing here.
+	switch leafType(leaf) {
+	case reflect.TypeFor[bool]():
+		return rng.IntN(2) == 0
+	case reflect.TypeFor[int]():
+		return rng.IntN(10)
+	case reflect.TypeFor[float64]():
+		return float64(rng.IntN(11)) / 10
+	case reflect.TypeFor[Duration]():
 		return durations[rng.IntN(len(durations))]
 	}
+	panic(fmt.Sprintf("randomValue: no values for policy field %s of type %s; add them", strings.Join(leaf, "."), leafType(leaf)))
+}
+
+// leafType is the Go type of the policy field at a JSON path.
+func leafType(path []string) reflect.Type {
+	t := reflect.TypeFor[Policy]()
+	for _, name := range path {
+		for i := range t.NumField() {
+			if jsonName(t.Field(i)) == name {
+				t = t.Field(i).Type
+				break
+			}
+		}
+	}
+	return t
 }
 
 // randomApply changes a policy by a random patch, to make random bases.

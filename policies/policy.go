@@ -40,6 +40,9 @@ const (
 type Policy struct {
 	Token   Token   `json:"token" toml:"token"`
 	Session Session `json:"session" toml:"session"`
+	Lockout Lockout `json:"lockout" toml:"lockout"`
+	IP      IP      `json:"ip" toml:"ip"`
+	Captcha Captcha `json:"captcha" toml:"captcha"`
 }
 
 // Token is the token policy: lifetimes of what the token endpoint issues.

@@ -61,6 +61,13 @@ func (v *validator) positive(field string, d Duration) bool {
 	return true
 }
 
+// nonNegativeInt refuses a negative n; 0 turns a rule off.
+func (v *validator) nonNegativeInt(field string, n int) {
+	if n < 0 {
+		v.fail(field, "must not be negative (got %d); use 0 to turn it off", n)
+	}
+}
+
 // nonNegative refuses a negative d and reports whether d was valid.
 func (v *validator) nonNegative(field string, d Duration) bool {
 	if d < 0 {

@@ -46,9 +46,9 @@ func TestPerSectionCustomization(t *testing.T) {
 		{name: "a section patch beside the list it is in", app: `{"customized_sections":["session"],"session":{"max_concurrent":6}}`,
 			sections: []string{"session"}, access: 5 * time.Minute, idTTL: 30 * time.Minute, maxConcurrent: 6},
 		{name: "customized true snapshots the rest and keeps the own", app: `{"customized":true}`,
-			sections: []string{"token", "session"}, access: 5 * time.Minute, idTTL: 30 * time.Minute, maxConcurrent: 6},
+			sections: policies.SectionKeys(), access: 5 * time.Minute, idTTL: 30 * time.Minute, maxConcurrent: 6},
 		{name: "global token change after customizing all", global: `{"token":{"access_token_ttl":"7m"}}`,
-			sections: []string{"token", "session"}, access: 5 * time.Minute, idTTL: 30 * time.Minute, maxConcurrent: 6},
+			sections: policies.SectionKeys(), access: 5 * time.Minute, idTTL: 30 * time.Minute, maxConcurrent: 6},
 		{name: "an empty list customizes nothing", app: `{"customized_sections":[]}`,
 			sections: []string{}, access: 7 * time.Minute, idTTL: 30 * time.Minute, maxConcurrent: 4},
 		{name: "customize session by changing it", app: `{"session":{"max_concurrent":2}}`,
@@ -175,7 +175,7 @@ func TestStoredClientDocuments(t *testing.T) {
 	}{
 		{"a whole document (before per-section customization) customizes every section",
 			func(t *testing.T) string { return string(own.Canonical()) },
-			[]string{"token", "session"},
+			policies.SectionKeys(),
 			func(policies.Policy) policies.Policy { return own }},
 		{"a key a later version added follows the global value",
 			func(t *testing.T) string {

@@ -445,7 +445,8 @@ func TestMalformedTokenRequests(t *testing.T) {
 		code   string
 	}{
 		{"no grant_type", url.Values{}, 400, "invalid_request"},
-		{"unknown grant", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePass}}, 400, "unsupported_grant_type"},
+		{"unknown grant", url.Values{"grant_type": {"implicit"}, "username": {"alice"}, "password": {alicePass}}, 400, "unsupported_grant_type"},
+		{"password grant not registered", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePass}}, 400, "unauthorized_client"},
 		{"code missing", url.Values{"grant_type": {"authorization_code"}, "redirect_uri": {callback}}, 400, "invalid_grant"},
 		{"garbage code", url.Values{"grant_type": {"authorization_code"}, "code": {"pc_ac_nope.nope"}, "redirect_uri": {callback}}, 400, "invalid_grant"},
 		{"garbage refresh", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"nope"}}, 400, "invalid_grant"},

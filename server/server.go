@@ -22,8 +22,10 @@ import (
 	"github.com/portcullis/portcullis/admin"
 	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/authn"
+	"github.com/portcullis/portcullis/captcha"
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/hashing"
+	"github.com/portcullis/portcullis/notify"
 	"github.com/portcullis/portcullis/oauth"
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/policystore"
@@ -59,6 +61,8 @@ type Server struct {
 	audit    *audit.Recorder
 	provider *oauth.Provider
 	metrics  *Metrics
+	// lockMail sends lockout notices by email.
+	lockMail *notify.Lockouts
 	// hashLimiter bounds the memory of password hashes running at once.
 	hashLimiter *hashing.Limiter
 	handler     http.Handler
@@ -66,6 +70,7 @@ type Server struct {
 	hooks       []authn.Hook
 	rules       []authn.PasswordRule
 	accounts    *authn.Accounts
+	captcha     *captcha.Service
 
 	// metricsHandler is what the metrics listener serves; see MetricsHandler.
 	metricsHandler http.Handler
@@ -223,6 +228,12 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	if err != nil {
 		return err
 	}
+	// Built-in challenges live in the database, so any instance checks
+	// an answer to a picture another drew.
+	s.captcha, err = captcha.New(captcha.Config{Store: s.store, SystemSecrets: secrets, ProviderSecret: cfg.Secrets.Captcha, Now: s.now})
+	if err != nil {
+		return err
+	}
 	hasher := hashing.Argon2{Memory: cfg.Hashing.MemoryKiB, Iterations: cfg.Hashing.Iterations, Parallelism: cfg.Hashing.Parallelism}
 	// One memory budget for every argon2 hash the server runs: sign-ins,
 	// password writes and chosen client secrets.
@@ -239,14 +250,18 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		Recorder: rec,
 		Logger:   s.logger,
 	}, s.now)
-	pipeline := authn.NewPipeline(s.store, hasher, s.logger, rec,
-		authn.WithPolicies(s.policies.For), authn.WithClock(s.now), authn.WithLimiter(s.hashLimiter),
-		authn.WithTransactions(s.store), authn.WithHooks(s.hooks...))
-	flows := authn.NewFlows(s.store, secure, s.now)
 	s.accounts = authn.NewAccounts(authn.AccountsConfig{
 		Store: s.store, Sessions: s.store, Hasher: hasher, Limiter: s.hashLimiter, Recorder: rec,
 		Policies: s.policies.For, Rules: s.rules, Now: s.now,
 	})
+	if err := s.setUpMail(cfg); err != nil {
+		return err
+	}
+	pipeline := authn.NewPipeline(s.store, hasher, s.logger, rec,
+		authn.WithPolicies(s.policies.For), authn.WithClock(s.now), authn.WithLimiter(s.hashLimiter),
+		authn.WithLockout(s.store, s.accounts, s.notifyLock),
+		authn.WithTransactions(s.store), authn.WithHooks(append([]authn.Hook{authn.IPRules(s.policies.For)}, s.hooks...)...))
+	flows := authn.NewFlows(s.store, secure, s.now)
 	// Form tokens are bound to the browser's session, or before sign-in
 	// to its login flow, so a planted cookie and token pair is useless.
 	csrf, err := authn.NewCSRF(csrfKey, secure, origin, sessions.CookieName(), flows.CookieName())
@@ -270,6 +285,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		Logger:            s.logger,
 		Now:               s.now,
 		HashLimiter:       s.hashLimiter,
+		PasswordGrant:     passwordGrant{pipeline},
 	})
 	if err != nil {
 		return err
@@ -279,7 +295,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	s.provider.Register(mux)
 	// The provider names the application an authorization request is for,
 	// so the login page can say whom the person is signing in to.
-	login := authn.NewLoginHandler(pipeline, sessions, flows, csrf, tmpl, s.provider, s.logger)
+	login := authn.NewLoginHandler(pipeline, sessions, flows, csrf, tmpl, s.provider, s.logger, authn.WithCaptcha(s.captcha, s.policies.For))
 	mux.Handle("GET /login", login)
 	mux.Handle("POST /login", login)
 	password := authn.NewPasswordHandler(pipeline, sessions, s.accounts, csrf, tmpl, s.logger)
@@ -371,6 +387,10 @@ func (s *Server) Store() *storage.Store { return s.store }
 // every end of all of a user's sessions goes through it.
 func (s *Server) Accounts() *authn.Accounts { return s.accounts }
 
+// Captcha is the instance's captcha service: the widgets pages show and
+// the judge of their answers.
+func (s *Server) Captcha() *captcha.Service { return s.captcha }
+
 // hashingBudgetKiB is the memory hashes may hold at once: the configured
 // budget, but no more than two hashes per CPU (per lane of each), since
 // argon2 is CPU-bound and further hashes would only share the CPUs, each
@@ -410,6 +430,47 @@ func (s *Server) Audit() *audit.Recorder { return s.audit }
 // Keys is the server's signing key manager.
 func (s *Server) Keys() *oauth.KeyManager { return s.keys }
 
+// setUpMail builds what sends lockout notices: with no [smtp] host the
+// notices are dropped unsent (the lock itself is audited regardless).
+func (s *Server) setUpMail(cfg *config.Config) error {
+	var mailer notify.Sender
+	if cfg.SMTP.Enabled() {
+		m, err := notify.NewMailer(notify.Config{
+			Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, From: cfg.SMTP.From, TLS: notify.TLSMode(cfg.SMTP.TLS),
+			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, Timeout: cfg.SMTP.Timeout.Duration, Now: s.now,
+		})
+		if err != nil {
+			return fmt.Errorf("smtp: %w", err)
+		}
+		mailer = m
+	}
+	s.lockMail = notify.NewLockouts(notify.LockoutsConfig{Mailer: mailer, Issuer: cfg.Server.Issuer,
+		AdminAddress: cfg.SMTP.AdminAddress, Logger: s.logger, Now: s.now})
+	return nil
+}
+
+// notifyLock queues the mails of an account lock; it never blocks the
+// sign-in that caused it.
+func (s *Server) notifyLock(_ context.Context, n authn.LockNotice) {
+	cause := notify.Cause(n.State.Cause)
+	if n.State.Permanent && n.State.Cause == policies.LockCauseFailures {
+		cause = notify.CauseEscalated // a failures lock has an end unless escalated
+	}
+	notice := notify.AccountLockNotice{
+		UserID: n.User.ID, Username: n.User.Username, LockedAt: n.At, Until: n.State.Until, Cause: cause,
+		IP: n.IP, Device: n.DeviceID, Client: n.ClientID, NotifyUser: n.NotifyUser, NotifyAdmin: n.NotifyAdmin,
+	}
+	// Only to an address the owner proved: mail about an account to an
+	// address anyone typed in would tell a stranger of the attack.
+	if n.User.EmailVerified {
+		notice.Email = n.User.Email
+	}
+	s.lockMail.Notify(notice)
+}
+
+// LockMail sends the instance's lockout notices.
+func (s *Server) LockMail() *notify.Lockouts { return s.lockMail }
+
 // Close releases the database.
 func (s *Server) Close() error { return s.store.Close() }
 
@@ -419,6 +480,8 @@ func (s *Server) Background(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.audit.Run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.lockMail.Run(ctx) }()
 	jobs := []struct {
 		name  string
 		every time.Duration
@@ -463,6 +526,13 @@ func (s *Server) sweepTokens(ctx context.Context) error {
 	n, err = s.store.DeleteExpiredLoginFlows(ctx, s.now())
 	if n > 0 {
 		s.logger.Info("deleted expired login flows", "count", n)
+	}
+	if err != nil {
+		return err
+	}
+	n, err = s.store.DeleteExpiredCaptchaChallenges(ctx, s.now())
+	if n > 0 {
+		s.logger.Info("deleted expired captcha challenges", "count", n)
 	}
 	return err
 }

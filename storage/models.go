@@ -179,3 +179,17 @@ type LoginFlow struct {
 
 // TableName pins the table name.
 func (LoginFlow) TableName() string { return "login_flows" }
+
+// CaptchaChallenge is one picture of the built-in captcha awaiting its
+// answer. AnswerHash is a keyed hash of the id and the digits (see
+// captcha), never the digits: whoever reads the table learns nothing to
+// answer with.
+type CaptchaChallenge struct {
+	ID         string    `gorm:"column:id;primaryKey"`
+	AnswerHash string    `gorm:"column:answer_hash"`
+	CreatedAt  time.Time `gorm:"column:created_at"`
+	ExpiresAt  time.Time `gorm:"column:expires_at"`
+}
+
+// TableName pins the table name.
+func (CaptchaChallenge) TableName() string { return "captcha_challenges" }

@@ -5,7 +5,11 @@
 //
 // Pages must work under the server's Content-Security-Policy, which allows
 // neither inline styles nor inline scripts: style lives in static/style.css
-// and the pages need no JavaScript. A test enforces this.
+// and the pages need no JavaScript. A test enforces this. The one
+// exception is a third-party captcha, which cannot work without its
+// provider's script: a page showing one loads it (and, for reCAPTCHA v3,
+// static/recaptcha-v3.js) by src, and whoever renders that page widens
+// its policy for the provider (captcha.Widget.ContentSecurityPolicy).
 //
 // It imports nothing from the project; the server mounts Static at /static/.
 package templates
@@ -52,6 +56,39 @@ type LoginPage struct {
 	CSRFToken   string
 	App         *App
 	RecoveryURL string
+	// Captcha, when set, asks for a captcha answer beside the password.
+	Captcha *CaptchaWidget
+}
+
+// CaptchaWidget is a captcha inside a form (the "captcha" template of
+// layout.html): the built-in one when ChallengeID is set, else a
+// third-party provider's widget. The captcha package fills it.
+type CaptchaWidget struct {
+	// ChallengeID is the built-in challenge, posted back as captcha_id.
+	ChallengeID string
+	// ImageURL and AudioURL are the built-in challenge's picture and its
+	// recording, as data: URLs: the page carries them, so that the
+	// digits exist nowhere in clear but in this response.
+	ImageURL template.URL
+	AudioURL template.URL
+	// Digits is how many digits the picture shows, for its description.
+	Digits int
+
+	// ScriptURL is the provider's script, Class the class its script
+	// looks for ("g-recaptcha", "h-captcha", "cf-turnstile"), SiteKey the
+	// public key and Action what the answer is for ("login").
+	ScriptURL string
+	Class     string
+	SiteKey   string
+	Action    string
+	// Invisible is reCAPTCHA v3, which shows nothing to solve: the
+	// page's own script (static/recaptcha-v3.js) asks for a token when
+	// the form is sent and puts it in the hidden g-recaptcha-response.
+	Invisible bool
+
+	// Error, when set, says why the last answer was refused; it is shown
+	// beside the captcha and tied to its input.
+	Error string
 }
 
 // Param is one request parameter carried through a confirmation form

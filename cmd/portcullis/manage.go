@@ -191,7 +191,7 @@ func (a *app) clientsCmd() *cobra.Command {
 	f.StringVar(&spec.ID, "id", "", "client id (required)")
 	f.StringVar(&spec.Name, "name", "", "display name shown on the consent page")
 	f.StringVar(&spec.Secret, "secret", "", "client secret (default: generate 256 bits; prefer that)")
-	f.StringVar(&grantTypes, "grant-types", "authorization_code,refresh_token", "comma-separated grant types: authorization_code, refresh_token, client_credentials")
+	f.StringVar(&grantTypes, "grant-types", "authorization_code,refresh_token", "comma-separated grant types: "+strings.Join(oauth.GrantTypes(), ", ")+" (password only for clients that need it; see README)")
 	f.StringVar(&responseTypes, "response-types", "", "comma-separated response types (default code when authorization_code)")
 	f.StringVar(&scopes, "scopes", "", "allowed scopes, space- or comma-separated")
 	f.StringVar(&redirects, "redirect-uris", "", "comma-separated redirect URIs (exact match)")
@@ -381,7 +381,7 @@ func (a *app) usersCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, list)
+	cmd.AddCommand(create, list, a.usersLockoutCmd(), a.usersUnlockCmd())
 	return cmd
 }
 

@@ -45,6 +45,8 @@ func Run(t *testing.T, open OpenFunc) {
 		auditCases(),
 		sessionCases(),
 		concurrencyCases(),
+		captchaCases(),
+		lockoutCases(),
 	}
 	for _, group := range groups {
 		for _, tc := range group {

@@ -1,0 +1,318 @@
+package authn
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/storage"
+)
+
+// EndReasonLockout is the reason of everything a lock of the account ends.
+const EndReasonLockout = "lockout"
+
+// LockoutStore keeps the lockout facts (see storage.Store).
+type LockoutStore interface {
+	Transactor
+	Lockout(ctx context.Context, userID, deviceID string) (storage.AccountLockout, storage.DeviceLockout, error)
+	LockLockout(ctx context.Context, userID, deviceID string) (storage.AccountLockout, storage.DeviceLockout, error)
+	SaveLockout(ctx context.Context, a storage.AccountLockout, d *storage.DeviceLockout) error
+	ClearLockout(ctx context.Context, userID, deviceID string) error
+	AddressLockout(ctx context.Context, ip string) (storage.AddressLockout, error)
+	LockAddress(ctx context.Context, ip string) (storage.AddressLockout, error)
+	SaveAddress(ctx context.Context, a storage.AddressLockout) error
+}
+
+// EverythingEnder ends every session and token of a user (Accounts).
+type EverythingEnder interface {
+	EndEverything(ctx context.Context, userID, reason string, actor Actor) (Ended, error)
+}
+
+// LockNotice tells of an account lock, once its transaction committed.
+type LockNotice struct {
+	User  *storage.User
+	State policies.LockState
+	// Attempt is the failed attempt that locked the account.
+	IP, DeviceID, ClientID string
+	At                     time.Time
+	NotifyUser             bool
+	NotifyAdmin            bool
+}
+
+// WithLockout turns on the brute-force defence of the lockout policy:
+// gates that refuse locked accounts, devices and addresses before any
+// password work, and failure counting in the record phase. ender ends
+// everything of an account its lock starts; notify (may be nil) hears of
+// each account lock after the fact, and must not block.
+func WithLockout(store LockoutStore, ender EverythingEnder, notify func(context.Context, LockNotice)) PipelineOption {
+	return func(p *Pipeline) {
+		p.lockout = &lockout{store: store, ender: ender, notify: notify}
+		if p.tx == nil {
+			p.tx = store
+		}
+	}
+}
+
+type lockout struct {
+	store  LockoutStore
+	ender  EverythingEnder
+	notify func(context.Context, LockNotice)
+}
+
+// lockState is what the gates read, kept for the record phase.
+type lockState struct {
+	checked bool
+	// dirty means the account or the device has facts a success clears.
+	dirty bool
+}
+
+// addressGate refuses an address that failed too often, before the
+// account is even looked up: a blocked address costs a read, no hashing.
+func (l *lockout) addressGate(ctx context.Context, c *Check) (Decision, error) {
+	if c.IP == "" || c.Policy.Lockout.IP.MaxFailures == 0 {
+		return Proceed(), nil
+	}
+	a, err := l.store.AddressLockout(ctx, c.IP)
+	if err != nil {
+		return Decision{}, fmt.Errorf("read address lockout: %w", err)
+	}
+	if s := c.Policy.Lockout.AddressBlock(c.Now, addressFacts(a)); s.Locked {
+		return Denied(ReasonIPBlocked, s.Until), nil
+	}
+	return Proceed(), nil
+}
+
+// accountGate refuses a locked account or device, and demands a captcha
+// when the captcha action says so.
+func (l *lockout) accountGate(ctx context.Context, c *Check) (Decision, error) {
+	if c.User == nil {
+		return Proceed(), nil // unknown accounts have no state
+	}
+	a, d, err := l.store.Lockout(ctx, c.User.ID, c.DeviceID)
+	if err != nil {
+		return Decision{}, fmt.Errorf("read lockout of user %s: %w", c.User.ID, err)
+	}
+	pol := c.Policy.Lockout
+	af, df := accountFacts(a), deviceFacts(d)
+	c.lock = lockState{checked: true, dirty: af != (policies.AccountFacts{}) || df != (policies.DeviceFacts{})}
+	if s := pol.AccountLock(c.Now, af); s.Locked {
+		return lockedDecision(ReasonLocked, s), nil
+	}
+	if c.DeviceID != "" {
+		if s := pol.DeviceLock(c.Now, df); s.Locked {
+			return lockedDecision(ReasonDeviceLocked, s), nil
+		}
+	}
+	if pol.NeedsCaptcha(c.Now, af) && !c.CaptchaSolved {
+		return Challenged(ChallengeCaptcha, ReasonCaptchaRequired), nil
+	}
+	return Proceed(), nil
+}
+
+func lockedDecision(reason string, s policies.LockState) Decision {
+	return Denied(reason, s.Until)
+}
+
+// counts reports whether an outcome is a wrong credential, the only kind
+// of failure the counters see: a refusal for another reason (a lock, a
+// disabled account, an IP rule, a step of the embedder) never is.
+func counts(reason string) bool {
+	return reason == ReasonBadPassword || reason == ReasonUnknownUser
+}
+
+// record counts the attempt, in the record transaction, and returns the
+// outcome to answer: a failure that started a lock is answered with the
+// lock; one that lost a race with another attempt's lock is not counted
+// and answered with that lock. Events go with them.
+func (l *lockout) record(ctx context.Context, c *Check, out Outcome, events *[]audit.Event, notices *[]LockNotice) (Outcome, error) {
+	pol := c.Policy.Lockout
+	if out.OK {
+		if c.lock.dirty {
+			if err := l.store.ClearLockout(ctx, c.User.ID, c.DeviceID); err != nil {
+				return out, fmt.Errorf("clear lockout of user %s: %w", c.User.ID, err)
+			}
+		}
+		return out, nil
+	}
+	if !counts(out.Reason) {
+		return out, nil
+	}
+	if c.User != nil {
+		var err error
+		var counted bool
+		if out, counted, err = l.countAccount(ctx, c, out, events, notices); err != nil || !counted {
+			return out, err
+		}
+	}
+	if c.IP == "" || pol.IP.MaxFailures == 0 {
+		return out, nil
+	}
+	a, err := l.store.LockAddress(ctx, c.IP)
+	if err != nil {
+		return out, fmt.Errorf("lock address lockout: %w", err)
+	}
+	facts := addressFacts(a)
+	if pol.AddressBlock(c.Now, facts).Locked {
+		return out, nil // blocked by a concurrent attempt: not counted again
+	}
+	facts, blocked := pol.FailAddress(c.Now, facts)
+	if err := l.store.SaveAddress(ctx, storedAddress(c.IP, facts)); err != nil {
+		return out, fmt.Errorf("save address lockout: %w", err)
+	}
+	if blocked {
+		s := pol.AddressBlock(c.Now, facts)
+		*events = append(*events, lockEvent(c, audit.TypeAddressBlocked, ReasonIPBlocked, s))
+	}
+	return out, nil
+}
+
+func (l *lockout) countAccount(ctx context.Context, c *Check, out Outcome, events *[]audit.Event, notices *[]LockNotice) (Outcome, bool, error) {
+	pol := c.Policy.Lockout
+	a, d, err := l.store.LockLockout(ctx, c.User.ID, c.DeviceID)
+	if err != nil {
+		return out, false, fmt.Errorf("lock lockout of user %s: %w", c.User.ID, err)
+	}
+	af, df := accountFacts(a), deviceFacts(d)
+	// Decided again under the lock: an attempt that passed the gates
+	// while a concurrent one was locking the account is not counted.
+	if s := pol.AccountLock(c.Now, af); s.Locked {
+		return refused(out, ReasonLocked, s), false, nil
+	}
+	withDevice := c.DeviceID != ""
+	if withDevice {
+		if s := pol.DeviceLock(c.Now, df); s.Locked {
+			return refused(out, ReasonDeviceLocked, s), false, nil
+		}
+	}
+	f := pol.Fail(c.Now, af, df, withDevice)
+	var dev *storage.DeviceLockout
+	if withDevice && pol.Device.MaxFailures > 0 {
+		sd := storedDevice(c.User.ID, c.DeviceID, f.Device)
+		dev = &sd
+	}
+	if err := l.store.SaveLockout(ctx, storedAccount(c.User.ID, f.Account), dev); err != nil {
+		return out, false, fmt.Errorf("save lockout of user %s: %w", c.User.ID, err)
+	}
+	if f.DeviceLocked {
+		*events = append(*events, lockEvent(c, audit.TypeDeviceLocked, ReasonDeviceLocked, pol.DeviceLock(c.Now, f.Device)))
+	}
+	if f.CaptchaRequired {
+		*events = append(*events, lockEvent(c, audit.TypeCaptchaRequired, ReasonCaptchaRequired, policies.LockState{}))
+	}
+	if f.AccountLocked {
+		s := pol.AccountLock(c.Now, f.Account)
+		e := lockEvent(c, audit.TypeAccountLocked, ReasonLocked, s)
+		e.Details["cause"] = s.Cause
+		*events = append(*events, e)
+		// The lock ends everything of the account on every device, in
+		// its transaction: an attacker who guessed right on another
+		// device, or stole a token, loses it with the lock.
+		if _, err := l.ender.EndEverything(ctx, c.User.ID, EndReasonLockout, Actor{}); err != nil {
+			return out, false, fmt.Errorf("end everything of locked user %s: %w", c.User.ID, err)
+		}
+		*notices = append(*notices, LockNotice{User: c.User, State: s, IP: c.IP, DeviceID: c.DeviceID,
+			ClientID: c.ClientID, At: c.Now, NotifyUser: pol.NotifyUser, NotifyAdmin: pol.NotifyAdmin})
+		out.Decision = lockedDecision(ReasonLocked, s)
+		out.locked = true
+	} else if f.DeviceLocked {
+		out.Decision = lockedDecision(ReasonDeviceLocked, pol.DeviceLock(c.Now, f.Device))
+		out.locked = true
+	}
+	return out, true, nil
+}
+
+// refused turns a failure that was not counted into the lock's refusal.
+func refused(out Outcome, reason string, s policies.LockState) Outcome {
+	out.Reason = reason
+	out.Decision = lockedDecision(reason, s)
+	return out
+}
+
+func lockEvent(c *Check, typ, reason string, s policies.LockState) audit.Event {
+	e := audit.Event{Type: typ, ClientID: c.ClientID, IP: c.IP, Device: c.DeviceID,
+		Outcome: audit.OutcomeFailure, Reason: reason, Details: map[string]any{}}
+	if c.User != nil {
+		e.UserID = c.User.ID
+	}
+	switch {
+	case s.Permanent:
+		e.Details["until"] = "unlocked by an administrator"
+	case !s.Until.IsZero():
+		e.Details["until"] = s.Until.UTC().Format(time.RFC3339)
+	}
+	return e
+}
+
+func accountFacts(a storage.AccountLockout) policies.AccountFacts {
+	return policies.AccountFacts{
+		Failures: a.Failures, WindowStart: deref(a.WindowStart), LockedAt: deref(a.LockedAt), Cause: a.Cause,
+		LocksBefore: a.LocksBefore, DeviceLocks: a.DeviceLocks, DeviceLocksStart: deref(a.DeviceLocksStart),
+	}
+}
+
+func storedAccount(userID string, f policies.AccountFacts) storage.AccountLockout {
+	return storage.AccountLockout{
+		UserID: userID, Failures: f.Failures, WindowStart: ref(f.WindowStart), LockedAt: ref(f.LockedAt), Cause: f.Cause,
+		LocksBefore: f.LocksBefore, DeviceLocks: f.DeviceLocks, DeviceLocksStart: ref(f.DeviceLocksStart),
+	}
+}
+
+func deviceFacts(d storage.DeviceLockout) policies.DeviceFacts {
+	return policies.DeviceFacts{Failures: d.Failures, WindowStart: deref(d.WindowStart), LockedAt: deref(d.LockedAt)}
+}
+
+func storedDevice(userID, deviceID string, f policies.DeviceFacts) storage.DeviceLockout {
+	return storage.DeviceLockout{UserID: userID, DeviceID: deviceID, Failures: f.Failures,
+		WindowStart: ref(f.WindowStart), LockedAt: ref(f.LockedAt)}
+}
+
+func addressFacts(a storage.AddressLockout) policies.AddressFacts {
+	return policies.AddressFacts{Failures: a.Failures, WindowStart: deref(a.WindowStart), BlockedAt: deref(a.BlockedAt)}
+}
+
+func storedAddress(ip string, f policies.AddressFacts) storage.AddressLockout {
+	return storage.AddressLockout{IP: ip, Failures: f.Failures, WindowStart: ref(f.WindowStart), BlockedAt: ref(f.BlockedAt)}
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func ref(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// LockoutFacts is an account's lockout as an administrator sees it.
+type LockoutFacts struct {
+	Account policies.AccountFacts
+	State   policies.LockState
+	Devices []DeviceLockoutFacts
+}
+
+// DeviceLockoutFacts is one device's part of LockoutFacts.
+type DeviceLockoutFacts struct {
+	DeviceID string
+	Facts    policies.DeviceFacts
+	State    policies.LockState
+}
+
+// DescribeLockout decides, under pol at now, the state of an account's
+// stored lockout facts, for the admin API.
+func DescribeLockout(pol policies.Lockout, now time.Time, a storage.AccountLockout, devices []storage.DeviceLockout) LockoutFacts {
+	out := LockoutFacts{Account: accountFacts(a)}
+	out.State = pol.AccountLock(now, out.Account)
+	for _, d := range devices {
+		f := deviceFacts(d)
+		out.Devices = append(out.Devices, DeviceLockoutFacts{DeviceID: d.DeviceID, Facts: f, State: pol.DeviceLock(now, f)})
+	}
+	return out
+}

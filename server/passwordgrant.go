@@ -1,0 +1,61 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/portcullis/portcullis/authn"
+	"github.com/portcullis/portcullis/oauth"
+	"github.com/portcullis/portcullis/policies"
+)
+
+// passwordGrant runs the token endpoint's password grant through the one
+// sign-in pipeline, so a password sent there meets every rule one typed
+// into the login form does, and is counted and audited the same way: one
+// pipeline, no side door. It translates the pipeline's outcome into what
+// oauth may tell the client; the pipeline's own reason stays in its log and
+// its login.failed event.
+type passwordGrant struct{ pipeline *authn.Pipeline }
+
+var _ oauth.PasswordAuthenticator = passwordGrant{}
+
+// PasswordGrant leaves the address and the device empty in the attempt:
+// the pipeline takes them from the request (reqinfo), where the middleware
+// put the address and the token endpoint the device_id it was sent.
+func (g passwordGrant) PasswordGrant(ctx context.Context, username, password, clientID string) (oauth.PasswordGrantResult, error) {
+	out, err := g.pipeline.PasswordLogin(ctx, authn.Attempt{Username: username, Password: password, ClientID: clientID})
+	if err != nil {
+		return oauth.PasswordGrantResult{}, fmt.Errorf("password grant for client %s: %w", clientID, err)
+	}
+	if out.OK && out.User != nil {
+		return oauth.PasswordGrantResult{User: out.User, AMR: []string{authn.AMRPassword}, ACR: policies.ACRPassword}, nil
+	}
+	return oauth.PasswordGrantResult{Refusal: passwordRefusal(out.Decision), Until: out.Decision.Until}, nil
+}
+
+// passwordRefusal classifies a refused attempt. Only refusals that reveal
+// nothing a guesser can use are told apart; anything else, a reason added
+// to the pipeline later included, gets the answer of a wrong password.
+func passwordRefusal(d authn.Decision) oauth.PasswordRefusal {
+	if d.Verdict == authn.Challenge {
+		// Whatever is asked (captcha, second factor, password change), it
+		// cannot be answered over this grant.
+		return oauth.RefusedBrowserRequired
+	}
+	switch d.Reason {
+	case authn.ReasonLocked:
+		return oauth.RefusedAccountLocked
+	case authn.ReasonDeviceLocked:
+		return oauth.RefusedDeviceLocked
+	case authn.ReasonIPBlocked:
+		return oauth.RefusedAddressBlocked
+	case authn.ReasonIPRule:
+		return oauth.RefusedAddressRule
+	case authn.ReasonCaptchaRequired, authn.ReasonCaptchaWrong:
+		return oauth.RefusedBrowserRequired
+	default:
+		// ReasonBadPassword, ReasonUnknownUser, ReasonDisabled and the
+		// unknown: one answer, so the grant does not enumerate accounts.
+		return oauth.RefusedCredentials
+	}
+}

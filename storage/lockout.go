@@ -1,0 +1,211 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// AccountLockout is the stored facts of an account's failures and locks
+// (see policies.AccountFacts); nil times are NULL, never set.
+type AccountLockout struct {
+	UserID           string     `gorm:"column:user_id;primaryKey"`
+	Failures         int        `gorm:"column:failures"`
+	WindowStart      *time.Time `gorm:"column:window_start"`
+	LockedAt         *time.Time `gorm:"column:locked_at"`
+	Cause            string     `gorm:"column:cause"`
+	LocksBefore      int        `gorm:"column:locks_before"`
+	DeviceLocks      int        `gorm:"column:device_locks"`
+	DeviceLocksStart *time.Time `gorm:"column:device_locks_start"`
+	UpdatedAt        time.Time  `gorm:"column:updated_at"`
+}
+
+// TableName implements gorm's tabler.
+func (AccountLockout) TableName() string { return "account_lockouts" }
+
+// DeviceLockout is the stored facts of one device of one account.
+type DeviceLockout struct {
+	UserID      string     `gorm:"column:user_id;primaryKey"`
+	DeviceID    string     `gorm:"column:device_id;primaryKey"`
+	Failures    int        `gorm:"column:failures"`
+	WindowStart *time.Time `gorm:"column:window_start"`
+	LockedAt    *time.Time `gorm:"column:locked_at"`
+	UpdatedAt   time.Time  `gorm:"column:updated_at"`
+}
+
+// TableName implements gorm's tabler.
+func (DeviceLockout) TableName() string { return "device_lockouts" }
+
+// AddressLockout is the stored facts of one client address.
+type AddressLockout struct {
+	IP          string     `gorm:"column:ip;primaryKey"`
+	Failures    int        `gorm:"column:failures"`
+	WindowStart *time.Time `gorm:"column:window_start"`
+	BlockedAt   *time.Time `gorm:"column:blocked_at"`
+	UpdatedAt   time.Time  `gorm:"column:updated_at"`
+}
+
+// TableName implements gorm's tabler.
+func (AddressLockout) TableName() string { return "address_lockouts" }
+
+// Lockout reads the facts of an account and, when deviceID is not empty,
+// of that device, without locking: what the gates of a sign-in decide on.
+// An account or device with no facts reads as zero values.
+func (s *Store) Lockout(ctx context.Context, userID, deviceID string) (AccountLockout, DeviceLockout, error) {
+	return s.readLockout(ctx, "read lockout", userID, deviceID, false)
+}
+
+// LockLockout is Lockout inside a transaction, holding the account's row
+// locked until it ends, so that counting one failure — read, decide, write
+// — happens for one attempt at a time on every instance and a lock starts
+// at exactly the threshold. Only failures take it: a sign-in that succeeds
+// on an account without facts never waits for it. SQLite needs no row
+// lock: its transactions begin IMMEDIATE and exclude other writers.
+func (s *Store) LockLockout(ctx context.Context, userID, deviceID string) (AccountLockout, DeviceLockout, error) {
+	if _, ok := ctx.Value(txKey{}).(*gorm.DB); !ok {
+		return AccountLockout{}, DeviceLockout{}, errors.New("lock lockout: must run inside a transaction (InTx)")
+	}
+	return s.readLockout(ctx, "lock lockout", userID, deviceID, true)
+}
+
+func (s *Store) readLockout(ctx context.Context, op, userID, deviceID string, lock bool) (AccountLockout, DeviceLockout, error) {
+	a := AccountLockout{UserID: userID}
+	d := DeviceLockout{UserID: userID, DeviceID: deviceID}
+	db := s.conn(ctx)
+	if lock && s.dialect == DialectPostgres {
+		// The user's row always exists, unlike the facts' rows, so it is
+		// what is locked; it is the row session admission locks too.
+		var u User
+		err := db.Model(&User{}).Select("id").Where("id = ?", userID).
+			Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).Take(&u).Error
+		if err != nil {
+			return a, d, mapErr(op, err)
+		}
+	}
+	if err := db.Where("user_id = ?", userID).Limit(1).Find(&a).Error; err != nil {
+		return a, d, mapErr(op, err)
+	}
+	a.UserID = userID
+	if deviceID != "" {
+		if err := db.Where("user_id = ? AND device_id = ?", userID, deviceID).Limit(1).Find(&d).Error; err != nil {
+			return a, d, mapErr(op, err)
+		}
+		d.UserID, d.DeviceID = userID, deviceID
+	}
+	return a, d, nil
+}
+
+// SaveLockout writes the facts of an account and, when d is not nil, of
+// one of its devices. Call it in the transaction of LockLockout.
+func (s *Store) SaveLockout(ctx context.Context, a AccountLockout, d *DeviceLockout) error {
+	now := s.now().UTC()
+	a.UpdatedAt = now
+	db := s.conn(ctx)
+	if err := db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&a).Error; err != nil {
+		return mapErr("save lockout", err)
+	}
+	if d != nil {
+		d.UpdatedAt = now
+		if err := db.Clauses(clause.OnConflict{UpdateAll: true}).Create(d).Error; err != nil {
+			return mapErr("save device lockout", err)
+		}
+	}
+	return nil
+}
+
+// ClearLockout removes the facts of an account and of one of its devices
+// (deviceID "" for none): a successful sign-in starts the counters again.
+func (s *Store) ClearLockout(ctx context.Context, userID, deviceID string) error {
+	db := s.conn(ctx)
+	if err := db.Where("user_id = ?", userID).Delete(&AccountLockout{}).Error; err != nil {
+		return mapErr("clear lockout", err)
+	}
+	if deviceID != "" {
+		if err := db.Where("user_id = ? AND device_id = ?", userID, deviceID).Delete(&DeviceLockout{}).Error; err != nil {
+			return mapErr("clear device lockout", err)
+		}
+	}
+	return nil
+}
+
+// Unlock is an administrator's unlock: with deviceID "" every lock and
+// counter of the account and its devices goes, else that device's only.
+// It reports whether anything was there.
+func (s *Store) Unlock(ctx context.Context, userID, deviceID string) (bool, error) {
+	var n int64
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		db := s.conn(ctx)
+		q := db.Where("user_id = ?", userID)
+		if deviceID != "" {
+			q = q.Where("device_id = ?", deviceID)
+		}
+		res := q.Delete(&DeviceLockout{})
+		if res.Error != nil {
+			return res.Error
+		}
+		n += res.RowsAffected
+		if deviceID == "" {
+			res = db.Where("user_id = ?", userID).Delete(&AccountLockout{})
+			n += res.RowsAffected
+			return res.Error
+		}
+		return nil
+	})
+	return n > 0, mapErr("unlock", err)
+}
+
+// DeviceLockouts lists the devices of an account that have facts.
+func (s *Store) DeviceLockouts(ctx context.Context, userID string) ([]DeviceLockout, error) {
+	var out []DeviceLockout
+	err := s.conn(ctx).Where("user_id = ?", userID).Order("device_id").Find(&out).Error
+	return out, mapErr("list device lockouts", err)
+}
+
+// AddressLockout reads the facts of a client address, without locking.
+func (s *Store) AddressLockout(ctx context.Context, ip string) (AddressLockout, error) {
+	a := AddressLockout{IP: ip}
+	err := s.conn(ctx).Where("ip = ?", ip).Limit(1).Find(&a).Error
+	a.IP = ip
+	return a, mapErr("read address lockout", err)
+}
+
+// LockAddress is AddressLockout inside a transaction, holding the
+// address's row locked until it ends (it is created first if missing, so
+// there is a row to lock), for the reason LockLockout holds the account's.
+func (s *Store) LockAddress(ctx context.Context, ip string) (AddressLockout, error) {
+	if _, ok := ctx.Value(txKey{}).(*gorm.DB); !ok {
+		return AddressLockout{}, errors.New("lock address: must run inside a transaction (InTx)")
+	}
+	db := s.conn(ctx)
+	row := AddressLockout{IP: ip, UpdatedAt: s.now().UTC()}
+	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+		return AddressLockout{}, mapErr("lock address", err)
+	}
+	q := db.Where("ip = ?", ip)
+	if s.dialect == DialectPostgres {
+		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
+	var a AddressLockout
+	if err := q.Take(&a).Error; err != nil {
+		return AddressLockout{}, mapErr("lock address", err)
+	}
+	return a, nil
+}
+
+// SaveAddress writes the facts of a client address, in the transaction of
+// LockAddress.
+func (s *Store) SaveAddress(ctx context.Context, a AddressLockout) error {
+	a.UpdatedAt = s.now().UTC()
+	return mapErr("save address lockout", s.conn(ctx).Clauses(clause.OnConflict{UpdateAll: true}).Create(&a).Error)
+}
+
+// PurgeAddressLockouts deletes address facts untouched since before: an
+// address's row is created by its first failure, so without a purge every
+// address that ever failed once would stay.
+func (s *Store) PurgeAddressLockouts(ctx context.Context, before time.Time) (int64, error) {
+	res := s.conn(ctx).Where("updated_at < ?", before.UTC()).Delete(&AddressLockout{})
+	return res.RowsAffected, mapErr("purge address lockouts", res.Error)
+}

@@ -13,7 +13,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/portcullis/portcullis/authn"
+	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/oauth"
+	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/storage/storagetest"
 )
 
@@ -27,9 +29,9 @@ type webApp struct {
 	conf *oauth2.Config
 }
 
-func newWebApp(t *testing.T, skipConsent bool) *webApp {
+func newWebApp(t *testing.T, skipConsent bool, mutate ...func(*config.Config)) *webApp {
 	t.Helper()
-	in := start(t, storagetest.SQLiteURL(t), &testClock{})
+	in := start(t, storagetest.SQLiteURL(t), &testClock{}, mutate...)
 	app := page(t, in.issuer, appPage).URL
 	secret := in.createClient(oauth.ClientSpec{
 		ID: "webapp", Name: "Example App",
@@ -319,4 +321,83 @@ func TestBrowserSinglePageApp(t *testing.T) {
 	if want := map[string]bool{"discovery": false, "token": true, "userinfo": true}; !maps.Equal(blocked, want) {
 		t.Fatalf("from an unregistered origin, blocked = %v, want %v", blocked, want)
 	}
+}
+
+// The defence pages as a person sees them: the built-in captcha the
+// lockout demands (its picture and audio must load under the page's
+// content security policy), and the locked account's message.
+func TestBrowserCaptchaAndLockedAccount(t *testing.T) {
+	t.Run("captcha", func(t *testing.T) {
+		a := newWebApp(t, false, func(c *config.Config) {
+			c.Lockout.Action = policies.LockoutActionCaptcha
+			c.Lockout.Device.MaxFailures = 0
+		})
+		c := newChrome(t)
+		a.authorize(c)
+		c.do("see the login page", c.visible(`input[name="username"]`))
+		for range 5 {
+			signInAndWait(t, c, "alice", "not the password")
+		}
+		signInAndWait(t, c, "alice", alicePass)
+		// Polled: the query must not settle on the page being left.
+		if err := pollPage(c, `document.querySelector("img.captcha-image") !== null`); err != nil {
+			t.Fatalf("no captcha after five failures: %v", err)
+		}
+		c.do("see the captcha", c.visible(`img.captcha-image`), c.visible(`input[name="captcha_answer"]`))
+		loaded, err := chromedp.Run(c.ctx, chromedp.Evaluate[bool](`(() => { const i = document.querySelector("img.captcha-image"); return i.complete && i.naturalWidth > 0; })()`))
+		if err != nil || !loaded {
+			t.Error("the captcha picture did not load (content security policy?)")
+		}
+		audio, err := chromedp.Run(c.ctx, chromedp.Evaluate[string](`(() => { const a = document.querySelector("audio"); return a ? (a.currentSrc || a.querySelector("source")?.src || a.src || "") : ""; })()`))
+		if err != nil || !strings.HasPrefix(audio, "data:audio/wav") {
+			t.Errorf("no audio alternative: %.40q", audio)
+		}
+		if body := c.text("main"); !strings.Contains(body, "several failed sign-ins") {
+			t.Errorf("the page does not say why it asks: %q", body)
+		}
+		c.screenshot("login-captcha")
+	})
+	t.Run("locked", func(t *testing.T) {
+		a := newWebApp(t, false, func(c *config.Config) { c.Lockout.Device.MaxFailures = 0 })
+		c := newChrome(t)
+		a.authorize(c)
+		c.do("see the login page", c.visible(`input[name="username"]`))
+		for range 5 {
+			signInAndWait(t, c, "alice", "not the password")
+		}
+		signInAndWait(t, c, "alice", alicePass)
+		if body := c.text(`[role="alert"]`); !strings.Contains(body, "This account is locked") || !strings.Contains(body, "UTC") {
+			t.Errorf("the locked account's message: %q", body)
+		}
+		c.screenshot("login-locked")
+	})
+}
+
+// signInAndWait submits the login form and waits for the page that
+// answers it: each wrong password's page looks like the one before, so
+// only a mark on the old document tells the new one apart.
+func signInAndWait(t *testing.T, c *chrome, username, password string) {
+	t.Helper()
+	if _, err := chromedp.Run(c.ctx, chromedp.Evaluate[bool](`window.__submitted = true`)); err != nil {
+		t.Fatal(err)
+	}
+	c.signIn(username, password)
+	if err := pollPage(c, `window.__submitted === undefined && document.readyState === "complete"`); err != nil {
+		t.Fatalf("no page after signing in: %v", err)
+	}
+}
+
+// pollPage waits until expression is true on the page the browser ends up
+// on, starting again when a navigation replaces the page it was polling.
+func pollPage(c *chrome, expression string) error {
+	var err error
+	for range 20 {
+		if _, err = chromedp.Run(c.ctx, chromedp.Poll[bool](expression)); err == nil {
+			return nil
+		}
+		if !strings.Contains(err.Error(), "navigated") && !strings.Contains(err.Error(), "context") {
+			return err
+		}
+	}
+	return err
 }

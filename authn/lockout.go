@@ -90,7 +90,7 @@ func (l *lockout) accountGate(ctx context.Context, c *Check) (Decision, error) {
 	if c.User == nil {
 		return Proceed(), nil // unknown accounts have no state
 	}
-	a, d, err := l.store.Lockout(ctx, c.User.ID, c.DeviceID)
+	a, d, err := l.store.Lockout(ctx, c.User.ID, lockDevice(c))
 	if err != nil {
 		return Decision{}, fmt.Errorf("read lockout of user %s: %w", c.User.ID, err)
 	}
@@ -100,7 +100,7 @@ func (l *lockout) accountGate(ctx context.Context, c *Check) (Decision, error) {
 	if s := pol.AccountLock(c.Now, af); s.Locked {
 		return lockedDecision(ReasonLocked, s), nil
 	}
-	if c.DeviceID != "" {
+	if lockDevice(c) != "" {
 		if s := pol.DeviceLock(c.Now, df); s.Locked {
 			return lockedDecision(ReasonDeviceLocked, s), nil
 		}
@@ -109,6 +109,16 @@ func (l *lockout) accountGate(ctx context.Context, c *Check) (Decision, error) {
 		return Challenged(ChallengeCaptcha, ReasonCaptchaRequired), nil
 	}
 	return Proceed(), nil
+}
+
+// lockDevice is the device the attempt's device rule keys on: none when
+// the attempt named none or the rule is off (device.max_failures 0), which
+// then also leaves locks it made earlier unenforced.
+func lockDevice(c *Check) string {
+	if c.Policy.Lockout.Device.MaxFailures == 0 {
+		return ""
+	}
+	return c.DeviceID
 }
 
 func lockedDecision(reason string, s policies.LockState) Decision {
@@ -170,7 +180,7 @@ func (l *lockout) record(ctx context.Context, c *Check, out Outcome, events *[]a
 
 func (l *lockout) countAccount(ctx context.Context, c *Check, out Outcome, events *[]audit.Event, notices *[]LockNotice) (Outcome, bool, error) {
 	pol := c.Policy.Lockout
-	a, d, err := l.store.LockLockout(ctx, c.User.ID, c.DeviceID)
+	a, d, err := l.store.LockLockout(ctx, c.User.ID, lockDevice(c))
 	if err != nil {
 		return out, false, fmt.Errorf("lock lockout of user %s: %w", c.User.ID, err)
 	}
@@ -180,7 +190,7 @@ func (l *lockout) countAccount(ctx context.Context, c *Check, out Outcome, event
 	if s := pol.AccountLock(c.Now, af); s.Locked {
 		return refused(out, ReasonLocked, s), false, nil
 	}
-	withDevice := c.DeviceID != ""
+	withDevice := lockDevice(c) != ""
 	if withDevice {
 		if s := pol.DeviceLock(c.Now, df); s.Locked {
 			return refused(out, ReasonDeviceLocked, s), false, nil
@@ -188,7 +198,7 @@ func (l *lockout) countAccount(ctx context.Context, c *Check, out Outcome, event
 	}
 	f := pol.Fail(c.Now, af, df, withDevice)
 	var dev *storage.DeviceLockout
-	if withDevice && pol.Device.MaxFailures > 0 {
+	if withDevice {
 		sd := storedDevice(c.User.ID, c.DeviceID, f.Device)
 		dev = &sd
 	}

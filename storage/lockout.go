@@ -58,12 +58,13 @@ func (s *Store) Lockout(ctx context.Context, userID, deviceID string) (AccountLo
 	return s.readLockout(ctx, "read lockout", userID, deviceID, false)
 }
 
-// LockLockout is Lockout inside a transaction, holding the account's row
-// locked until it ends, so that counting one failure — read, decide, write
-// — happens for one attempt at a time on every instance and a lock starts
-// at exactly the threshold. Only failures take it: a sign-in that succeeds
-// on an account without facts never waits for it. SQLite needs no row
-// lock: its transactions begin IMMEDIATE and exclude other writers.
+// LockLockout is Lockout inside a transaction, holding the account's
+// facts row locked until it ends (it is created if missing, so there is a
+// row to lock), so that counting one failure — read, decide, write —
+// happens for one attempt at a time on every instance and a lock starts at
+// exactly the threshold. Only failures and unlocks take it: a sign-in that
+// succeeds on an account without facts never waits for it. On SQLite the
+// IMMEDIATE transaction already excludes other writers.
 func (s *Store) LockLockout(ctx context.Context, userID, deviceID string) (AccountLockout, DeviceLockout, error) {
 	if _, ok := ctx.Value(txKey{}).(*gorm.DB); !ok {
 		return AccountLockout{}, DeviceLockout{}, errors.New("lock lockout: must run inside a transaction (InTx)")
@@ -75,21 +76,26 @@ func (s *Store) readLockout(ctx context.Context, op, userID, deviceID string, lo
 	a := AccountLockout{UserID: userID}
 	d := DeviceLockout{UserID: userID, DeviceID: deviceID}
 	db := s.conn(ctx)
-	if lock && s.dialect == DialectPostgres {
-		// The user's row always exists, unlike the facts' rows, so it is
-		// what is locked; it is the row session admission locks too.
-		var u User
-		err := db.Model(&User{}).Select("id").Where("id = ?", userID).
-			Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).Take(&u).Error
+	if lock {
+		// An upsert that changes nothing but takes the row's lock and
+		// returns it, creating it when the account has no facts yet: one
+		// round trip for the lock and the read, on both backends.
+		var rows []AccountLockout
+		err := db.Raw("INSERT INTO account_lockouts (user_id, updated_at) VALUES (?, ?) "+
+			"ON CONFLICT (user_id) DO UPDATE SET user_id = excluded.user_id RETURNING *", userID, s.now().UTC()).Scan(&rows).Error
 		if err != nil {
 			return a, d, mapErr(op, err)
 		}
-	}
-	if err := db.Where("user_id = ?", userID).Limit(1).Find(&a).Error; err != nil {
+		if len(rows) == 1 {
+			a = rows[0]
+		}
+	} else if err := db.Where("user_id = ?", userID).Limit(1).Find(&a).Error; err != nil {
 		return a, d, mapErr(op, err)
 	}
 	a.UserID = userID
 	if deviceID != "" {
+		// Device rows change only under the account's lock, so a plain
+		// read is current once that lock is held.
 		if err := db.Where("user_id = ? AND device_id = ?", userID, deviceID).Limit(1).Find(&d).Error; err != nil {
 			return a, d, mapErr(op, err)
 		}
@@ -148,9 +154,15 @@ func (s *Store) Unlock(ctx context.Context, userID, deviceID string) (bool, erro
 		}
 		n += res.RowsAffected
 		if deviceID == "" {
-			res = db.Where("user_id = ?", userID).Delete(&AccountLockout{})
+			// A row without facts (LockLockout creates one to lock) is
+			// removed but is nothing to report.
+			res = db.Where("user_id = ? AND (failures > 0 OR locked_at IS NOT NULL OR device_locks > 0 OR locks_before > 0)", userID).
+				Delete(&AccountLockout{})
+			if res.Error != nil {
+				return res.Error
+			}
 			n += res.RowsAffected
-			return res.Error
+			return db.Where("user_id = ?", userID).Delete(&AccountLockout{}).Error
 		}
 		return nil
 	})
@@ -173,26 +185,22 @@ func (s *Store) AddressLockout(ctx context.Context, ip string) (AddressLockout, 
 }
 
 // LockAddress is AddressLockout inside a transaction, holding the
-// address's row locked until it ends (it is created first if missing, so
-// there is a row to lock), for the reason LockLockout holds the account's.
+// address's row locked until it ends (created if missing), for the reason
+// LockLockout holds the account's.
 func (s *Store) LockAddress(ctx context.Context, ip string) (AddressLockout, error) {
 	if _, ok := ctx.Value(txKey{}).(*gorm.DB); !ok {
 		return AddressLockout{}, errors.New("lock address: must run inside a transaction (InTx)")
 	}
-	db := s.conn(ctx)
-	row := AddressLockout{IP: ip, UpdatedAt: s.now().UTC()}
-	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+	var rows []AddressLockout
+	err := s.conn(ctx).Raw("INSERT INTO address_lockouts (ip, updated_at) VALUES (?, ?) "+
+		"ON CONFLICT (ip) DO UPDATE SET ip = excluded.ip RETURNING *", ip, s.now().UTC()).Scan(&rows).Error
+	if err != nil {
 		return AddressLockout{}, mapErr("lock address", err)
 	}
-	q := db.Where("ip = ?", ip)
-	if s.dialect == DialectPostgres {
-		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	if len(rows) != 1 {
+		return AddressLockout{}, errors.New("lock address: the upsert returned no row")
 	}
-	var a AddressLockout
-	if err := q.Take(&a).Error; err != nil {
-		return AddressLockout{}, mapErr("lock address", err)
-	}
-	return a, nil
+	return rows[0], nil
 }
 
 // SaveAddress writes the facts of a client address, in the transaction of

@@ -14,6 +14,13 @@
 //	GET  /oauth2/logout, POST /oauth2/logout RP-initiated logout (asks unless id_token_hint matches)
 //	OPTIONS on discovery, JWKS, token, revoke and userinfo: CORS preflight
 //
+// Grants (grants.go, the one registry): authorization_code, refresh_token,
+// client_credentials and, for clients that list it, password — the
+// resource-owner password grant (passwordgrant.go), whose every attempt is
+// judged by the sign-in pipeline through a PasswordAuthenticator the server
+// provides (authn stays above this package), so lockout, IP rules and
+// captcha demands apply to it as to the login form.
+//
 // CORS (cors.go): discovery and JWKS to any origin; token, revocation and
 // userinfo only to the origins the requesting client registered.
 //

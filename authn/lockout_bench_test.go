@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,7 +73,8 @@ func freshURL(b *testing.B, backend string) string {
 
 // BenchmarkLockoutDecisions counts wrong passwords for 200 accounts from
 // many goroutines at once, each a full attempt with its lockout decision
-// under the account's row lock; decisions/s is the figure.
+// under the account's row lock; decisions/s is the figure, with the
+// process's memory (benchmark included) after the load.
 //
 //	go test -run XXX -bench LockoutDecisions -cpu 2 ./authn/
 func BenchmarkLockoutDecisions(b *testing.B) {
@@ -104,6 +109,17 @@ func BenchmarkLockoutDecisions(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "decisions/s")
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(ms.HeapSys)/(1<<20), "heap_sys_MiB")
+			if data, err := os.ReadFile("/proc/self/status"); err == nil {
+				for line := range strings.SplitSeq(string(data), "\n") {
+					if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+						kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+						b.ReportMetric(kb/1024, "peak_rss_MiB")
+					}
+				}
+			}
 		})
 	}
 }

@@ -89,6 +89,25 @@ func (s *Store) readLockout(ctx context.Context, op, userID, deviceID string, lo
 		if len(rows) == 1 {
 			a = rows[0]
 		}
+	} else if deviceID != "" {
+		// The gate's read of both, in one round trip.
+		var rows []lockoutRow
+		err := db.Raw("SELECT 'account' AS kind, failures, window_start, locked_at, cause, locks_before, device_locks, device_locks_start "+
+			"FROM account_lockouts WHERE user_id = ? UNION ALL "+
+			"SELECT 'device', failures, window_start, locked_at, '', 0, 0, NULL FROM device_lockouts WHERE user_id = ? AND device_id = ?",
+			userID, userID, deviceID).Scan(&rows).Error
+		if err != nil {
+			return a, d, mapErr(op, err)
+		}
+		for _, r := range rows {
+			if r.Kind == "account" {
+				a = AccountLockout{UserID: userID, Failures: r.Failures, WindowStart: r.WindowStart, LockedAt: r.LockedAt,
+					Cause: r.Cause, LocksBefore: r.LocksBefore, DeviceLocks: r.DeviceLocks, DeviceLocksStart: r.DeviceLocksStart}
+			} else {
+				d = DeviceLockout{UserID: userID, DeviceID: deviceID, Failures: r.Failures, WindowStart: r.WindowStart, LockedAt: r.LockedAt}
+			}
+		}
+		return a, d, nil
 	} else if err := db.Where("user_id = ?", userID).Limit(1).Find(&a).Error; err != nil {
 		return a, d, mapErr(op, err)
 	}
@@ -102,6 +121,18 @@ func (s *Store) readLockout(ctx context.Context, op, userID, deviceID string, lo
 		d.UserID, d.DeviceID = userID, deviceID
 	}
 	return a, d, nil
+}
+
+// lockoutRow is a row of the gate's combined read.
+type lockoutRow struct {
+	Kind             string     `gorm:"column:kind"`
+	Failures         int        `gorm:"column:failures"`
+	WindowStart      *time.Time `gorm:"column:window_start"`
+	LockedAt         *time.Time `gorm:"column:locked_at"`
+	Cause            string     `gorm:"column:cause"`
+	LocksBefore      int        `gorm:"column:locks_before"`
+	DeviceLocks      int        `gorm:"column:device_locks"`
+	DeviceLocksStart *time.Time `gorm:"column:device_locks_start"`
 }
 
 // SaveLockout writes the facts of an account and, when d is not nil, of

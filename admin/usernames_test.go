@@ -45,7 +45,7 @@ func TestCreateUserRefusesBadUsernames(t *testing.T) {
 		{name: "every problem at once", username: "alice\u200b", password: "short",
 			want: []fielderr.Field{
 				{Field: "username", Message: "contains an invisible or direction-changing character (U+200B)"},
-				{Field: "password", Message: "must be at least 8 characters"},
+				{Field: "password", Code: "too_short", Message: "must be at least 8 characters"},
 			}},
 	}
 	for _, b := range storagetest.Backends(t) {

@@ -2,8 +2,10 @@ package authn
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/portcullis/portcullis/fielderr"
 	"github.com/portcullis/portcullis/policies"
@@ -104,7 +106,7 @@ func (h *passwordHandler) show(w http.ResponseWriter, r *http.Request, id *Ident
 	h.pages.Render(w, http.StatusOK, "password.html", templates.PasswordPage{
 		Username:  id.User.Username,
 		Error:     errMsg,
-		MinLength: MinPasswordLength,
+		MinLength: h.accounts.PasswordPolicy().MinLength,
 		CSRFToken: h.csrf.Token(w, r),
 	})
 }
@@ -122,7 +124,7 @@ func (h *passwordHandler) submit(w http.ResponseWriter, r *http.Request) {
 	next := r.PostFormValue("new_password")
 	// The cheap checks come first: a form that would fail anyway costs no
 	// hashing and counts as no credential check.
-	if msg := newPasswordProblem(current, next, r.PostFormValue("confirm_password")); msg != "" {
+	if msg := newPasswordProblem(h.accounts.PasswordPolicy(), id.User, current, next, r.PostFormValue("confirm_password")); msg != "" {
 		h.show(w, r, id, msg)
 		return
 	}
@@ -152,8 +154,13 @@ func (h *passwordHandler) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	ended, err := h.accounts.ChangePassword(ctx, id.User.ID, next, Actor{ID: id.User.ID}, id.Session.ID)
 	if fe, ok := fielderr.As(err); ok {
-		// A rule beyond the length bound refused it.
-		h.show(w, r, id, msgNewPasswordIntro+fe.Fields[0].Message+".")
+		// An embedder's rule refused it (the policy's passed above), or
+		// the policy changed in between.
+		messages := make([]string, len(fe.Fields))
+		for i, f := range fe.Fields {
+			messages[i] = f.Message
+		}
+		h.show(w, r, id, newPasswordSentence(messages))
 		return
 	}
 	if err != nil {
@@ -171,20 +178,47 @@ func (h *passwordHandler) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 // newPasswordProblem returns what is wrong with the new password that can
-// be told without any costly work, as a sentence for the form, or "". The
-// password rules proper run in Accounts.ChangePassword, once the current
-// password is verified; the length bound is checked here too, as its rule
-// does, so an oversized password is never hashed.
-func newPasswordProblem(current, next, confirm string) string {
-	switch problem := passwordLengthProblem(next); {
-	case problem != "":
-		return msgNewPasswordIntro + problem + "."
+// be told without any costly work, as a sentence for the form, or "": the
+// byte bound, so an oversized password is never hashed, and the password
+// policy p (pure and cheap), so a person fixes every problem before
+// typing the current password again. Accounts.ChangePassword runs every
+// rule once more, the embedder's included, after the current password is
+// verified.
+func newPasswordProblem(p policies.Password, u *storage.User, current, next, confirm string) string {
+	if len(next) > MaxPasswordLength {
+		return newPasswordSentence([]string{fmt.Sprintf("must be at most %d bytes", MaxPasswordLength)})
+	}
+	// The rules judge the normalized form, as the change will store it; a
+	// password that cannot be normalized is the change's to refuse.
+	normalized, err := normalizePassword(next)
+	if err != nil {
+		normalized = next
+	}
+	if problems := p.Check(normalized, u.Username, u.Email); len(problems) > 0 {
+		messages := make([]string, len(problems))
+		for i, pr := range problems {
+			messages[i] = pr.Message
+		}
+		return newPasswordSentence(messages)
+	}
+	switch {
 	case next != confirm:
 		return msgConfirmMismatch
 	case next == current:
 		return msgSameAsCurrent
 	}
 	return ""
+}
+
+// newPasswordSentence joins the problems of a new password into one
+// sentence for the form: "The new password must be at least 12
+// characters, must contain a digit and must contain an uppercase letter."
+func newPasswordSentence(messages []string) string {
+	list := messages[0]
+	if n := len(messages); n > 1 {
+		list = strings.Join(messages[:n-1], ", ") + " and " + messages[n-1]
+	}
+	return msgNewPasswordIntro + list + "."
 }
 
 func (h *passwordHandler) internalError(w http.ResponseWriter, r *http.Request, err error) {

@@ -37,29 +37,6 @@ var (
 	_ SessionEnder = (*storage.Store)(nil)
 )
 
-// PasswordCandidate is a password about to be set, with what a rule may
-// judge it by.
-type PasswordCandidate struct {
-	Password string
-	// User is the account it is for. For an account being created only
-	// Username, Email and Admin are set; ID is empty.
-	User *storage.User
-	// Policy is the global policy in force (the password policy's rules
-	// will read theirs from it).
-	Policy policies.Policy
-	// Now is the time of the change, from the injected clock.
-	Now time.Time
-}
-
-// PasswordRule judges a new password. It returns what is wrong with it as
-// a phrase that completes "The password …" ("must not contain the
-// username"), or "" when it passes; a password that fails is an expected
-// outcome, not an error, which is kept for failures to judge at all (a
-// password history that cannot be read). Rules run after PasswordLength,
-// in order, on every password write: self-service change, administrator
-// reset and user creation alike.
-type PasswordRule func(ctx context.Context, c PasswordCandidate) (problem string, err error)
-
 // Actor is who makes an account change, as the audit trail names them.
 type Actor struct {
 	// ID is the audit actor: the user themselves, an administrator's user
@@ -103,8 +80,9 @@ type AccountsConfig struct {
 	// whether a password write ends the user's sessions. nil means the
 	// built-in defaults.
 	Policies PolicySource
-	// Rules are run on every new password after PasswordLength.
-	Rules []PasswordRule
+	// Rules are an embedding program's own password rules, run on every
+	// new password after the password policy's (policies.PasswordPolicyRule).
+	Rules []policies.PasswordRule
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -122,7 +100,7 @@ type Accounts struct {
 	hasher   *hashing.Hasher
 	recorder *audit.Recorder
 	policies PolicySource
-	rules    []PasswordRule
+	rules    []policies.PasswordRule
 	now      func() time.Time
 }
 
@@ -134,7 +112,7 @@ func NewAccounts(cfg AccountsConfig) *Accounts {
 	}
 	a := &Accounts{
 		store: cfg.Store, sessions: cfg.Sessions, recorder: cfg.Recorder,
-		policies: cfg.Policies, rules: append([]PasswordRule{PasswordLength}, cfg.Rules...), now: cfg.Now,
+		policies: cfg.Policies, rules: append([]policies.PasswordRule{policies.PasswordPolicyRule{}}, cfg.Rules...), now: cfg.Now,
 	}
 	params := cfg.Hasher
 	if params == (hashing.Argon2{}) {
@@ -151,34 +129,60 @@ func NewAccounts(cfg AccountsConfig) *Accounts {
 	return a
 }
 
+// Codes of the password problems found before any rule runs; the rules'
+// own codes are policies' (policies.PasswordTooShort, …).
+const (
+	// PasswordInvalidCharacter is a password PRECIS OpaqueString refuses.
+	PasswordInvalidCharacter = "invalid_character"
+)
+
+// PasswordPolicy is the password policy every password write is judged
+// by: the global one. A password belongs to the account, which every
+// application shares, so no application's customized section may loosen
+// (or tighten) what another's users must choose.
+func (a *Accounts) PasswordPolicy() policies.Password { return a.policies("").Password }
+
 // CheckPassword runs every rule on password as the new password of u (for
-// a new account, only its username and email set) and returns the problems
-// as a *fielderr.Error on field, nil when it passes. Create, ChangePassword
-// and ResetPassword call it; a form may call it early to answer before
-// doing anything costly.
+// a new account, only its username and email set) and returns every
+// problem, each with its code, as a *fielderr.Error on field, nil when it
+// passes. The rules are the global password policy's, then the embedder's.
+// Create, ChangePassword and ResetPassword call it.
 func (a *Accounts) CheckPassword(ctx context.Context, field, password string, u *storage.User) error {
+	// The byte bound comes before everything: no rule, normalization or
+	// hash may be made to work on unbounded input.
+	if len(password) > MaxPasswordLength {
+		return &fielderr.Error{Fields: []fielderr.Field{{Field: field, Code: policies.PasswordTooLong,
+			Message: fmt.Sprintf("must be at most %d bytes", MaxPasswordLength)}}}
+	}
 	// An empty password is the length rule's to explain.
 	if n, err := normalizePassword(password); err == nil {
 		password = n
 	} else if password != "" {
-		return fielderr.New(field, "contains a control character or another character that cannot be typed reliably")
+		return &fielderr.Error{Fields: []fielderr.Field{{Field: field, Code: PasswordInvalidCharacter,
+			Message: "contains a control character or another character that cannot be typed reliably"}}}
 	}
-	c := PasswordCandidate{Password: password, User: u, Policy: a.policies(""), Now: a.now()}
+	c := policies.PasswordCandidate{
+		Password: password, UserID: u.ID, Username: u.Username, Email: u.Email, Admin: u.Admin,
+		Now: a.now(), Policy: a.policies(""),
+	}
 	var fe fielderr.Error
-	for i, rule := range a.rules {
-		problem, err := rule(ctx, c)
+	for _, rule := range a.rules {
+		problems, err := rule.CheckPassword(ctx, c)
 		if err != nil {
 			return fmt.Errorf("check password: %w", err)
 		}
-		if problem != "" {
-			fe.Add(field, "%s", problem)
-			if i == 0 {
-				// Past the length bound no other rule may touch it.
-				break
-			}
-		}
+		fe.Fields = append(fe.Fields, problemFields(field, problems)...)
 	}
 	return fe.Err()
+}
+
+// problemFields turns password problems into field errors on field.
+func problemFields(field string, problems []policies.PasswordProblem) []fielderr.Field {
+	out := make([]fielderr.Field, len(problems))
+	for i, p := range problems {
+		out[i] = fielderr.Field{Field: field, Code: p.Code, Message: p.Message}
+	}
+	return out
 }
 
 // Create validates spec, runs the password rules, and stores the new user

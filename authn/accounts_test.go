@@ -29,7 +29,7 @@ type accountsEnv struct {
 	// invalidate is the session policy's invalidate_on_password_change.
 	invalidate bool
 	// seen are the candidates the extra rule was asked about.
-	seen []PasswordCandidate
+	seen []policies.PasswordCandidate
 
 	alice, bob                          *storage.User
 	keepTok, otherTok, looseTok, bobTok string
@@ -48,19 +48,19 @@ func newAccountsEnv(t *testing.T, dbURL string, invalidate bool) *accountsEnv {
 	e := &accountsEnv{clock: newClock(), invalidate: invalidate}
 	e.st = storagetest.OpenWithClock(t, dbURL, e.clock.Now)
 	e.recorder = audit.NewRecorder(e.st, nil, e.clock.Now)
-	rule := func(_ context.Context, c PasswordCandidate) (string, error) {
+	rule := func(_ context.Context, c policies.PasswordCandidate) ([]policies.PasswordProblem, error) {
 		e.seen = append(e.seen, c)
 		switch {
 		case strings.Contains(c.Password, "portcullis"):
-			return "must not name the server", nil
+			return []policies.PasswordProblem{{Code: "names_server", Message: "must not name the server"}}, nil
 		case c.Password == brokenPassword:
-			return "", errHistory
+			return nil, errHistory
 		}
-		return "", nil
+		return nil, nil
 	}
 	e.accounts = NewAccounts(AccountsConfig{
 		Store: e.st, Sessions: e.st, Hasher: cheapArgon2, Recorder: e.recorder, Now: e.clock.Now,
-		Rules: []PasswordRule{rule},
+		Rules: []policies.PasswordRule{policies.PasswordRuleFunc(rule)},
 		Policies: func(string) policies.Policy {
 			p := policies.Defaults()
 			p.Session.InvalidateOnPasswordChange = e.invalidate
@@ -173,8 +173,9 @@ func TestAccountsCreate(t *testing.T) {
 		{name: "created", spec: UserSpec{Username: " Carol ", Password: newPassword, Email: "carol@example.com", EmailVerified: true},
 			wantRuleCalls: 1},
 		{name: "every problem at once, in field order",
-			spec:       UserSpec{Username: "", Password: "short", Email: "not an address"},
-			wantFields: []string{"username: is required", "password: must be at least 8 characters", "email: is not a valid email address"}},
+			spec:          UserSpec{Username: "", Password: "short", Email: "not an address"},
+			wantFields:    []string{"username: is required", "password: must be at least 8 characters", "email: is not a valid email address"},
+			wantRuleCalls: 1},
 		{name: "too long a password reaches no other rule", spec: UserSpec{Username: "carol", Password: strings.Repeat("x", MaxPasswordLength+1)},
 			wantFields: []string{"password: must be at most 1024 bytes"}},
 		{name: "refused by a rule", spec: UserSpec{Username: "carol", Password: refusedPassword},
@@ -215,7 +216,7 @@ func TestAccountsCreate(t *testing.T) {
 				if u.Username != "carol" || u.ID == "" || !e.passwordIs(t, u.ID, tt.spec.Password) || cheapArgon2.NeedsRehash(u.PasswordHash) {
 					t.Errorf("created %+v: want carol, an id and the password hashed under the configured parameters", u)
 				}
-				if c := e.seen[0]; c.User == nil || c.User.Username != "carol" || !c.Now.Equal(e.clock.Now()) ||
+				if c := e.seen[0]; c.Username != "carol" || c.Email != "carol@example.com" || c.UserID != "" || !c.Now.Equal(e.clock.Now()) ||
 					c.Policy.Session.InvalidateOnPasswordChange != e.invalidate {
 					t.Errorf("the rule saw %+v", c)
 				}

@@ -7,7 +7,7 @@
 // The accounts service (Accounts, accounts.go) is the one way a password is
 // written and the one way everything of a user ends: the self-service
 // change, an administrator's reset and user creation (admin API and CLI)
-// run the same PasswordRule list (PasswordLength first, then the
+// run the same policies.PasswordRule list (the password policy first, then the
 // embedder's) and hashing; ending every session and token family of a user
 // (an administrator's request, a password change under
 // invalidate_on_password_change, an account lock) revokes the same

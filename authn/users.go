@@ -1,12 +1,10 @@
 package authn
 
 import (
-	"context"
-	"fmt"
 	"net/mail"
-	"unicode/utf8"
 
 	"github.com/portcullis/portcullis/fielderr"
+	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -20,32 +18,10 @@ type UserSpec struct {
 	Admin         bool   `json:"admin,omitempty"`
 }
 
-// Password length bounds. The upper bound keeps a single login from costing
-// unbounded hashing work; password rules proper belong to the password policy.
-const (
-	MinPasswordLength = 8
-	MaxPasswordLength = 1024
-)
-
-// PasswordLength is the rule every new password passes first, whoever
-// chooses it: Accounts runs it before any other PasswordRule, so that no
-// rule (a history check hashing the candidate, say) is handed a password
-// longer than MaxPasswordLength.
-func PasswordLength(_ context.Context, c PasswordCandidate) (string, error) {
-	return passwordLengthProblem(c.Password), nil
-}
-
-// passwordLengthProblem is PasswordLength without the rule's signature, for
-// a form that checks it before doing anything costly.
-func passwordLengthProblem(pw string) string {
-	switch n := utf8.RuneCountInString(pw); {
-	case n < MinPasswordLength:
-		return fmt.Sprintf("must be at least %d characters", MinPasswordLength)
-	case len(pw) > MaxPasswordLength:
-		return fmt.Sprintf("must be at most %d bytes", MaxPasswordLength)
-	}
-	return ""
-}
+// MaxPasswordLength is the most bytes of password input accepted, whatever
+// the password policy says: it keeps a single request from costing
+// unbounded hashing work. The policy's own bounds are in characters.
+const MaxPasswordLength = policies.MaxPasswordBytes
 
 // checkUsername adds to fe what is wrong with spec's username and returns
 // it in the form it is stored and signed in with (storage.NormalizeUsername

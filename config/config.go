@@ -27,13 +27,14 @@ type Config struct {
 	// section's key, of the section's type or embedding it inline; Policy
 	// and Default find them by that key, and a test fails for a section
 	// without one.
-	Token   policies.Token   `toml:"token"`
-	Session Session          `toml:"session"`
-	Lockout policies.Lockout `toml:"lockout"`
-	IP      policies.IP      `toml:"ip"`
-	Captcha policies.Captcha `toml:"captcha"`
-	Scopes  Scopes           `toml:"scopes"`
-	Log     Log              `toml:"log"`
+	Token    policies.Token    `toml:"token"`
+	Session  Session           `toml:"session"`
+	Password policies.Password `toml:"password"`
+	Lockout  policies.Lockout  `toml:"lockout"`
+	IP       policies.IP       `toml:"ip"`
+	Captcha  policies.Captcha  `toml:"captcha"`
+	Scopes   Scopes            `toml:"scopes"`
+	Log      Log               `toml:"log"`
 }
 
 // Server configures the HTTP listener and the issuer identity.

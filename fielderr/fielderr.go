@@ -13,7 +13,10 @@ import (
 // Field is one problem with one input field. Field uses dotted paths and
 // indexes ("redirect_uris[1]", "token.access_token_ttl").
 type Field struct {
-	Field   string `json:"field"`
+	Field string `json:"field"`
+	// Code names the problem for programs ("too_short") where the input's
+	// rules have codes; "" for the rest, whose message is the whole story.
+	Code    string `json:"code,omitempty"`
 	Message string `json:"message"`
 }
 

@@ -176,6 +176,8 @@ func TestCanonical(t *testing.T) {
 		`"admin":{"access_token_ttl":"0s","refresh_token_ttl":"0s","idle_timeout":"0s"}},` +
 		`"session":{"absolute_timeout":"0s","idle_timeout":"0s","max_concurrent":0,"on_limit":"evict_oldest","cookie":"336h",` +
 		`"invalidate_on_password_change":true,"reauth_max_age":"0s","reauth_for":["password_change","mfa_removal"]},` +
+		`"password":{"min_length":8,"max_length":128,"min_uppercase":0,"min_lowercase":0,"min_digits":0,"min_special":0,` +
+		`"allow_whitespace":true,"disallow_username":false},` +
 		`"lockout":{"max_failures":5,"window":"10m","action":"lock","duration":"15m","max_temporary_locks":0,` +
 		`"device":{"max_failures":3,"reset_after":"15m","lock_for":"15m"},"user":{"max_device_locks":3,"reset_after":"24h","lock_for":"1h"},` +
 		`"ip":{"max_failures":50,"window":"10m","block_for":"15m"},"notify_user":false,"notify_admin":false},` +

@@ -38,11 +38,12 @@ const (
 // own copy of each section it customizes and follows the global policy live
 // in the others (see ClientPolicy).
 type Policy struct {
-	Token   Token   `json:"token" toml:"token"`
-	Session Session `json:"session" toml:"session"`
-	Lockout Lockout `json:"lockout" toml:"lockout"`
-	IP      IP      `json:"ip" toml:"ip"`
-	Captcha Captcha `json:"captcha" toml:"captcha"`
+	Token    Token    `json:"token" toml:"token"`
+	Session  Session  `json:"session" toml:"session"`
+	Password Password `json:"password" toml:"password"`
+	Lockout  Lockout  `json:"lockout" toml:"lockout"`
+	IP       IP       `json:"ip" toml:"ip"`
+	Captcha  Captcha  `json:"captcha" toml:"captcha"`
 }
 
 // Token is the token policy: lifetimes of what the token endpoint issues.

@@ -32,6 +32,7 @@ func Sections() []Section {
 	return []Section{
 		newSection("token", func(p *Policy) *Token { return &p.Token }, defaultToken, Token.validate),
 		newSection("session", func(p *Policy) *Session { return &p.Session }, defaultSession, Session.validate),
+		newSection("password", func(p *Policy) *Password { return &p.Password }, defaultPassword, Password.validate),
 		newSection("lockout", func(p *Policy) *Lockout { return &p.Lockout }, defaultLockout, Lockout.validate),
 		newSection("ip", func(p *Policy) *IP { return &p.IP }, defaultIP, IP.validate),
 		newSection("captcha", func(p *Policy) *Captcha { return &p.Captcha }, defaultCaptcha, Captcha.validate),

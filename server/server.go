@@ -46,8 +46,8 @@ type Options struct {
 	// sign-in in the phase each names (see authn.Hook).
 	LoginHooks []authn.Hook
 	// PasswordRules are an embedding program's own password rules, run on
-	// every password write after the built-in ones (see authn.PasswordRule).
-	PasswordRules []authn.PasswordRule
+	// every password write after the password policy's (see policies.PasswordRule).
+	PasswordRules []policies.PasswordRule
 }
 
 // Server is one Portcullis instance.
@@ -68,7 +68,7 @@ type Server struct {
 	handler     http.Handler
 	reload      time.Duration
 	hooks       []authn.Hook
-	rules       []authn.PasswordRule
+	rules       []policies.PasswordRule
 	accounts    *authn.Accounts
 	captcha     *captcha.Service
 

@@ -133,9 +133,9 @@ func timeRef(t time.Time) *time.Time {
 	return &u
 }
 
-// readLockoutView reads the facts of userID and its devices and decides
+// ReadLockoutView reads the facts of userID and its devices and decides
 // them under pol at now.
-func readLockoutView(ctx context.Context, ls LockoutStore, pol policies.Lockout, now time.Time, userID string) (LockoutView, error) {
+func ReadLockoutView(ctx context.Context, ls LockoutStore, pol policies.Lockout, now time.Time, userID string) (LockoutView, error) {
 	a, _, err := ls.Lockout(ctx, userID, "")
 	if err != nil {
 		return LockoutView{}, fmt.Errorf("read lockout of user %s: %w", userID, err)
@@ -152,7 +152,7 @@ func (h *handler) getLockout(w http.ResponseWriter, r *http.Request, _ *oauth.To
 	if _, err := h.store.User(r.Context(), id); err != nil {
 		return fmt.Errorf("get lockout: %w", err)
 	}
-	v, err := readLockoutView(r.Context(), h.lockouts(), h.policies.Global().Lockout, h.now(), id)
+	v, err := ReadLockoutView(r.Context(), h.lockouts(), h.policies.Global().Lockout, h.now(), id)
 	if err != nil {
 		return fmt.Errorf("get lockout: %w", err)
 	}
@@ -273,7 +273,7 @@ func Unlock(ctx context.Context, ls LockoutStore, pol policies.Lockout, now time
 		return u, fmt.Errorf("lock lockout of user %s: %w", userID, err)
 	}
 	var err error
-	if u.Before, err = readLockoutView(ctx, ls, pol, now, userID); err != nil {
+	if u.Before, err = ReadLockoutView(ctx, ls, pol, now, userID); err != nil {
 		return u, err
 	}
 	if u.Cleared, err = ls.Unlock(ctx, userID, deviceID); err != nil {
@@ -282,7 +282,7 @@ func Unlock(ctx context.Context, ls LockoutStore, pol policies.Lockout, now time
 	if deviceID != "" && !u.Cleared {
 		return u, fmt.Errorf("unlock device %q of user %s: %w", deviceID, userID, ErrNoDeviceLockout)
 	}
-	if u.After, err = readLockoutView(ctx, ls, pol, now, userID); err != nil {
+	if u.After, err = ReadLockoutView(ctx, ls, pol, now, userID); err != nil {
 		return u, err
 	}
 	return u, nil

@@ -29,6 +29,7 @@ const (
 const (
 	msgCurrentMissing   = "Enter your current password."
 	msgCurrentWrong     = "Your current password is incorrect."
+	msgConfirmChallenge = "There have been several failed sign-ins to this account. Sign out, then sign in again to continue."
 	msgConfirmMismatch  = "The new password and its confirmation do not match."
 	msgSameAsCurrent    = "The new password must differ from the current one."
 	msgPasswordChanged  = "Your password has been changed."
@@ -140,7 +141,7 @@ func (h *passwordHandler) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !out.OK {
-		h.show(w, r, id, msgCurrentWrong)
+		h.show(w, r, id, confirmFailureMessage(out.Decision))
 		return
 	}
 	if err := h.sessions.reauthenticated(ctx, id); err != nil {
@@ -236,4 +237,18 @@ func seeOther(w http.ResponseWriter, location string) {
 	w.Header().Set("Location", location)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusSeeOther)
+}
+
+// confirmFailureMessage is what the change page says when the current
+// password is not accepted: the same pipeline judged it as a sign-in, so a
+// lock, an address refusal or a demanded captcha is said as such, not as a
+// wrong password.
+func confirmFailureMessage(d Decision) string {
+	if d.Verdict == Challenge {
+		return msgConfirmChallenge
+	}
+	if m := FailureMessage(d); m != loginFailedMessage {
+		return m
+	}
+	return msgCurrentWrong
 }

@@ -98,11 +98,11 @@ func (l *lockout) accountGate(ctx context.Context, c *Check) (Decision, error) {
 	af, df := accountFacts(a), deviceFacts(d)
 	c.lock = lockState{checked: true, dirty: af != (policies.AccountFacts{}) || df != (policies.DeviceFacts{})}
 	if s := pol.AccountLock(c.Now, af); s.Locked {
-		return lockedDecision(ReasonLocked, s), nil
+		return Denied(ReasonLocked, s.Until), nil
 	}
 	if lockDevice(c) != "" {
 		if s := pol.DeviceLock(c.Now, df); s.Locked {
-			return lockedDecision(ReasonDeviceLocked, s), nil
+			return Denied(ReasonDeviceLocked, s.Until), nil
 		}
 	}
 	if pol.NeedsCaptcha(c.Now, af) && !c.CaptchaSolved {
@@ -119,10 +119,6 @@ func lockDevice(c *Check) string {
 		return ""
 	}
 	return c.DeviceID
-}
-
-func lockedDecision(reason string, s policies.LockState) Decision {
-	return Denied(reason, s.Until)
 }
 
 // counts reports whether an outcome is a wrong credential, the only kind
@@ -224,10 +220,10 @@ func (l *lockout) countAccount(ctx context.Context, c *Check, out Outcome, event
 		}
 		*notices = append(*notices, LockNotice{User: c.User, State: s, IP: c.IP, DeviceID: c.DeviceID,
 			ClientID: c.ClientID, At: c.Now, NotifyUser: pol.NotifyUser, NotifyAdmin: pol.NotifyAdmin})
-		out.Decision = lockedDecision(ReasonLocked, s)
+		out.Decision = Denied(ReasonLocked, s.Until)
 		out.locked = true
 	} else if f.DeviceLocked {
-		out.Decision = lockedDecision(ReasonDeviceLocked, pol.DeviceLock(c.Now, f.Device))
+		out.Decision = Denied(ReasonDeviceLocked, pol.DeviceLock(c.Now, f.Device).Until)
 		out.locked = true
 	}
 	return out, true, nil
@@ -236,7 +232,7 @@ func (l *lockout) countAccount(ctx context.Context, c *Check, out Outcome, event
 // refused turns a failure that was not counted into the lock's refusal.
 func refused(out Outcome, reason string, s policies.LockState) Outcome {
 	out.Reason = reason
-	out.Decision = lockedDecision(reason, s)
+	out.Decision = Denied(reason, s.Until)
 	return out
 }
 

@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -270,5 +271,29 @@ func TestParallelFailuresLockAtExactlyTheThreshold(t *testing.T) {
 				t.Fatalf("counted %d failures and %d locks, want exactly 5 and 1", counted, len(e.events(audit.TypeAccountLocked)))
 			}
 		})
+	}
+}
+
+// The password change page confirms the current password through the
+// pipeline: what refused it is said as such, not as a wrong password.
+func TestConfirmFailureMessage(t *testing.T) {
+	until := time.Date(2026, 1, 2, 15, 4, 0, 0, time.UTC)
+	tests := []struct {
+		d    Decision
+		want string
+	}{
+		{Denied(ReasonBadPassword, time.Time{}), msgCurrentWrong},
+		{Denied(ReasonDisabled, time.Time{}), msgCurrentWrong},
+		{Denied(ReasonLocked, until), FailureMessage(Denied(ReasonLocked, until))},
+		{Denied(ReasonIPRule, time.Time{}), FailureMessage(Denied(ReasonIPRule, time.Time{}))},
+		{Challenged(ChallengeCaptcha, ReasonCaptchaRequired), msgConfirmChallenge},
+	}
+	for _, tt := range tests {
+		if got := confirmFailureMessage(tt.d); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.d, got, tt.want)
+		}
+		if tt.d.Reason == ReasonLocked && !strings.Contains(tt.want, "15:04 UTC") {
+			t.Errorf("locked message without its end: %q", tt.want)
+		}
 	}
 }

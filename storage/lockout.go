@@ -101,8 +101,8 @@ func (s *Store) readLockout(ctx context.Context, op, userID, deviceID string, lo
 		}
 		for _, r := range rows {
 			if r.Kind == "account" {
-				a = AccountLockout{UserID: userID, Failures: r.Failures, WindowStart: r.WindowStart, LockedAt: r.LockedAt,
-					Cause: r.Cause, LocksBefore: r.LocksBefore, DeviceLocks: r.DeviceLocks, DeviceLocksStart: r.DeviceLocksStart}
+				a = r.AccountLockout
+				a.UserID = userID
 			} else {
 				d = DeviceLockout{UserID: userID, DeviceID: deviceID, Failures: r.Failures, WindowStart: r.WindowStart, LockedAt: r.LockedAt}
 			}
@@ -123,16 +123,11 @@ func (s *Store) readLockout(ctx context.Context, op, userID, deviceID string, lo
 	return a, d, nil
 }
 
-// lockoutRow is a row of the gate's combined read.
+// lockoutRow is a row of the gate's combined read: an account's columns,
+// which a device row fills in part.
 type lockoutRow struct {
-	Kind             string     `gorm:"column:kind"`
-	Failures         int        `gorm:"column:failures"`
-	WindowStart      *time.Time `gorm:"column:window_start"`
-	LockedAt         *time.Time `gorm:"column:locked_at"`
-	Cause            string     `gorm:"column:cause"`
-	LocksBefore      int        `gorm:"column:locks_before"`
-	DeviceLocks      int        `gorm:"column:device_locks"`
-	DeviceLocksStart *time.Time `gorm:"column:device_locks_start"`
+	Kind           string `gorm:"column:kind"`
+	AccountLockout `gorm:"embedded"`
 }
 
 // SaveLockout writes the facts of an account and, when d is not nil, of

@@ -71,15 +71,10 @@ func (a *app) usersLockoutCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				acct, _, err := store.Lockout(ctx, u.ID, "")
+				v, err := admin.ReadLockoutView(ctx, store, pol, time.Now(), u.ID)
 				if err != nil {
 					return err
 				}
-				devices, err := store.DeviceLockouts(ctx, u.ID)
-				if err != nil {
-					return err
-				}
-				v := admin.NewLockoutView(pol, time.Now(), u.ID, acct, devices)
 				if asJSON {
 					return a.printJSON(v)
 				}

@@ -800,8 +800,16 @@ func (s brokenStore) EndUserSessions(context.Context, string, string) ([]string,
 func (s brokenStore) RevokeTokens(context.Context, storage.TokenFilter) (int64, error) {
 	return 0, s.fail("revoke tokens")
 }
-func (s brokenStore) UpdatePasswordHash(context.Context, string, string) error {
-	return s.fail("update password hash")
+func (s brokenStore) SetPassword(context.Context, string, storage.PasswordWrite) error {
+	return s.fail("set password")
+}
+
+func (s brokenStore) InvalidateAccountLinks(context.Context, string, string) (int64, error) {
+	return 0, s.fail("invalidate account links")
+}
+
+func (s brokenStore) PasswordHistory(context.Context, string, int) ([]storage.PasswordHistoryEntry, error) {
+	return nil, s.fail("get password history")
 }
 
 // brokenPolicies is a policy engine whose database went away: it still

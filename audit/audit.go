@@ -44,6 +44,13 @@ const (
 	TypeDeviceLocked    = "device.locked"
 	TypeAddressBlocked  = "ip.blocked"
 	TypeCaptchaRequired = "captcha.required"
+	// Account lifecycle.
+	TypeUserRegistered         = "user.registered"
+	TypeLinkSent               = "account_link.sent" // Reason: the link's kind
+	TypeEmailVerified          = "email.verified"
+	TypePasswordResetRequested = "password.reset_requested"
+	TypePasswordChangeRequired = "password.change_required" // an administrator's mark
+	TypeAccountExpiryChanged   = "account.expiry_changed"
 )
 
 // Outcomes.

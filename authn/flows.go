@@ -29,6 +29,7 @@ type FlowStore interface {
 	LoginFlow(ctx context.Context, id string) (*storage.LoginFlow, error)
 	CompleteLoginFlow(ctx context.Context, id, userID string, amr []string, at time.Time) error
 	ResumeLoginFlow(ctx context.Context, id string, at time.Time) error
+	StageLoginFlow(ctx context.Context, id, userID, stage string) error
 }
 
 var _ FlowStore = (*storage.Store)(nil)
@@ -153,6 +154,20 @@ func (f *Flows) complete(ctx context.Context, fl *storage.LoginFlow, userID stri
 	if err != nil {
 		return fmt.Errorf("complete login flow: %w", err)
 	}
+	return nil
+}
+
+// stage moves fl, whose password userID has just proved, to the step
+// stage (storage.FlowStagePasswordChange). Only one caller wins.
+func (f *Flows) stage(ctx context.Context, fl *storage.LoginFlow, userID, stage string) error {
+	err := f.store.StageLoginFlow(ctx, fl.ID, userID, stage)
+	if errors.Is(err, storage.ErrAlreadyUsed) {
+		return ErrFlowUsed
+	}
+	if err != nil {
+		return fmt.Errorf("stage login flow: %w", err)
+	}
+	fl.Stage, fl.UserID = stage, userID
 	return nil
 }
 

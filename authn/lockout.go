@@ -134,7 +134,9 @@ func counts(reason string) bool {
 // and answered with that lock. Events go with them.
 func (l *lockout) record(ctx context.Context, c *Check, out Outcome, events *[]audit.Event, notices *[]LockNotice) (Outcome, error) {
 	pol := c.Policy.Lockout
-	if out.OK {
+	if out.OK || out.proven != nil {
+		// The right password, whatever still stands before a session (a
+		// password change): the counters start again.
 		if c.lock.dirty {
 			if err := l.store.ClearLockout(ctx, c.User.ID, c.DeviceID); err != nil {
 				return out, fmt.Errorf("clear lockout of user %s: %w", c.User.ID, err)

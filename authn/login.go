@@ -3,11 +3,14 @@ package authn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/portcullis/portcullis/captcha"
 	"github.com/portcullis/portcullis/hashing"
@@ -56,6 +59,14 @@ type loginHandler struct {
 	logger   *slog.Logger
 	captcha  CaptchaChecker
 	policies PolicySource
+	links    *Links
+	budget   RateBudget
+}
+
+// RateBudget takes one from a fixed-window budget shared by every
+// instance (storage.Store.TakeRateBudget).
+type RateBudget interface {
+	TakeRateBudget(ctx context.Context, key string, window time.Duration, limit int64) (allowed bool, count int64, err error)
 }
 
 // CaptchaChecker draws and judges captchas (captcha.Service).
@@ -74,6 +85,20 @@ type LoginOption func(*loginHandler)
 func WithCaptcha(c CaptchaChecker, policyFor PolicySource) LoginOption {
 	return func(h *loginHandler) { h.captcha, h.policies = c, policyFor }
 }
+
+// WithLinks lets the sign-in mail the links that unblock it: the
+// verification link to an account whose address is still to verify, and
+// a reset link when force_reset_if_invalid is "email". At most
+// linksPerHour such mails go to one account, so repeated sign-ins cannot
+// flood an inbox. The page then also offers "Forgot your password?" when
+// links can be mailed, and "Create an account" when the flow's
+// application allows registration.
+func WithLinks(links *Links, budget RateBudget, policyFor PolicySource) LoginOption {
+	return func(h *loginHandler) { h.links, h.budget, h.policies = links, budget, policyFor }
+}
+
+// linksPerHour bounds the mails a sign-in sends to one account.
+const linksPerHour = 3
 
 // NewLoginHandler serves the sign-in form of a login flow: GET
 // /login?flow=ID shows it, POST /login runs the password through the
@@ -118,6 +143,10 @@ func (h *loginHandler) get(w http.ResponseWriter, r *http.Request) {
 	fl, err := h.flows.Pending(r, id)
 	if err != nil {
 		h.flowError(w, r, err)
+		return
+	}
+	if fl.Stage == storage.FlowStagePasswordChange {
+		seeOther(w, forcedChangeURL(fl))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -177,6 +206,12 @@ func (h *loginHandler) checkCaptcha(r *http.Request, fl *storage.LoginFlow) (sol
 func (h *loginHandler) show(w http.ResponseWriter, r *http.Request, status int, fl *storage.LoginFlow, page templates.LoginPage) {
 	page.CSRFToken = h.csrf.Token(w, r)
 	page.Flow = fl.ID
+	if h.links.CanMail() {
+		page.ForgotURL = ForgotPath + "?" + url.Values{"flow": {fl.ID}}.Encode()
+	}
+	if h.policies != nil && h.policies(fl.ClientID).Registration.Enabled {
+		page.RegisterURL = RegisterPath + "?" + url.Values{"flow": {fl.ID}}.Encode()
+	}
 	if h.apps != nil && fl.ClientID != "" {
 		if app, ok := h.apps.AppForClient(r.Context(), fl.ClientID); ok {
 			page.App = app
@@ -226,6 +261,11 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 		h.flowError(w, r, err)
 		return
 	}
+	if fl.Stage != "" {
+		// The password was proven already; what is left is that step.
+		seeOther(w, forcedChangeURL(fl))
+		return
+	}
 	username := r.PostFormValue("username")
 	solved, answered, err := h.checkCaptcha(r, fl)
 	if err != nil {
@@ -263,11 +303,30 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 		h.showCaptcha(w, r, fl, templates.LoginPage{Username: username}, captchaError)
 		return
 	}
+	if out.Decision.Verdict == Challenge && out.Decision.Challenge == ChallengePasswordChange && out.proven != nil {
+		// The password is right and must be changed before the sign-in
+		// completes: the flow keeps the proof, and the change is its
+		// next step.
+		if err := h.flows.stage(ctx, fl, out.proven.ID, storage.FlowStagePasswordChange); err != nil {
+			h.flowError(w, r, err)
+			return
+		}
+		seeOther(w, forcedChangeURL(fl))
+		return
+	}
 	if out.Decision.Verdict == Challenge {
 		// No challenge (captcha, second factor) can be answered on this
 		// page yet; saying so is better than a misleading "wrong password".
 		h.show(w, r, http.StatusOK, fl, templates.LoginPage{Error: challengeMessage, Username: username})
 		return
+	}
+	if !out.OK && out.proven != nil && h.links != nil {
+		if msg, handled := h.mailToUnblock(w, r, out); handled {
+			if msg != "" {
+				h.show(w, r, http.StatusOK, fl, templates.LoginPage{Error: msg, Username: username})
+			}
+			return
+		}
 	}
 	if !out.OK {
 		h.show(w, r, http.StatusOK, fl, templates.LoginPage{Error: FailureMessage(out.Decision), Username: username})
@@ -289,6 +348,70 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seeOther(w, nextURL(fl))
+}
+
+// Messages of a proven sign-in that a mailed link must unblock.
+const (
+	msgVerifySent     = "Confirm your email address to finish signing in: we have sent a link to %s. Follow it, then sign in again."
+	msgResetSent      = "Your password no longer meets the password rules. We have sent a link to %s to choose a new one."
+	msgVerifyNoMail   = "Your email address must be confirmed before you can sign in, and we cannot send the confirmation mail just now. Try again later or contact your administrator."
+	msgResetNoMail    = "Your password no longer meets the password rules and must be reset. Contact your administrator."
+	msgLinksThrottled = "We have already sent you a link several times in the last hour. Use the newest one, or try again later."
+)
+
+// mailToUnblock answers a sign-in whose password was right but which a
+// mailed link must unblock (an address to verify, a password to reset by
+// mail): it sends the link, at most linksPerHour an hour to one account,
+// and returns the message to show. Saying where the mail went reveals
+// nothing: the password was proven. handled is false for other refusals.
+func (h *loginHandler) mailToUnblock(w http.ResponseWriter, r *http.Request, out Outcome) (string, bool) {
+	kind, noMail, sent := "", "", ""
+	switch out.Decision.Reason {
+	case ReasonEmailUnverified:
+		kind, noMail, sent = LinkVerifyEmail, msgVerifyNoMail, msgVerifySent
+	case ReasonPasswordInvalid:
+		kind, noMail, sent = LinkReset, msgResetNoMail, msgResetSent
+	default:
+		return "", false
+	}
+	u := out.proven
+	if !h.links.CanMail() || u.Email == "" {
+		return noMail, true
+	}
+	ctx := r.Context()
+	ok, _, err := h.budget.TakeRateBudget(ctx, "links:user:"+u.ID, time.Hour, linksPerHour)
+	if err != nil {
+		h.internalError(w, r, err)
+		return "", true
+	}
+	if !ok {
+		return msgLinksThrottled, true
+	}
+	queued, err := h.links.Send(ctx, u, kind, Actor{ID: u.ID})
+	if err != nil {
+		h.internalError(w, r, err)
+		return "", true
+	}
+	if !queued {
+		return noMail, true
+	}
+	return fmt.Sprintf(sent, maskEmail(u.Email)), true
+}
+
+// maskEmail shows enough of an address for its owner to recognise it
+// ("a•••@example.com") and not all of it to whoever looks at the screen.
+func maskEmail(email string) string {
+	at := strings.LastIndexByte(email, '@')
+	if at < 1 {
+		return "your email address"
+	}
+	first, _ := utf8.DecodeRuneInString(email)
+	return string(first) + "•••" + email[at:]
+}
+
+// forcedChangeURL is the password-change step of fl.
+func forcedChangeURL(fl *storage.LoginFlow) string {
+	return ForcedChangePath + "?" + url.Values{"flow": {fl.ID}}.Encode()
 }
 
 // retry shows the form again on a fresh flow for the same request, after

@@ -54,6 +54,10 @@ type Outcome struct {
 	Decision Decision
 
 	locked bool // this attempt's failure started a lock
+	// proven is the account whose password this attempt proved when a
+	// challenge still stands between it and a session (a password
+	// change): the login page works on, never a session from it.
+	proven *storage.User
 }
 
 // Outcome reasons.
@@ -69,6 +73,12 @@ const (
 	ReasonIPRule          = "ip_rule"          // an IP allow or block list refuses the address
 	ReasonCaptchaRequired = "captcha_required" // a captcha must be solved first
 	ReasonCaptchaWrong    = "captcha_wrong"    // the captcha answer was missing or wrong
+	// Account lifecycle.
+	ReasonAccountExpired     = "account_expired"      // the account's expiry date has passed
+	ReasonPasswordExpired    = "password_expired"     // the password is older than password.expire_days
+	ReasonPasswordInvalid    = "password_invalid"     // the password no longer meets the policy
+	ReasonPasswordMustChange = "password_must_change" // an administrator asked for a new password
+	ReasonEmailUnverified    = "email_unverified"     // the account's email address is still to be verified
 )
 
 // maxLoggedUsername bounds what an attacker can push into one log line.
@@ -140,11 +150,17 @@ type Check struct {
 	// Policy is the effective policy of Attempt.ClientID, resolved once
 	// for the whole attempt.
 	Policy policies.Policy
+	// Global is the global policy, resolved once too: the account's own
+	// rules (expiry, password age and policy) follow it, since every
+	// application shares the account.
+	Global policies.Policy
 	// Now is the attempt's time, from the injected clock.
 	Now time.Time
 
-	// matched is the form of Password that matched the stored hash.
+	// matched is the form of Password that matched the stored hash, and
+	// proven says one did.
 	matched typedPassword
+	proven  bool
 	// lock is what the lockout gate read.
 	lock lockState
 }
@@ -188,6 +204,13 @@ func WithClock(now func() time.Time) PipelineOption {
 	return func(p *Pipeline) { p.now = now }
 }
 
+// WithBreaches lets the sign-in judge the typed password against the
+// breached list when the policy's force_reset_if_invalid asks whether it
+// still meets the policy.
+func WithBreaches(b BreachChecker) PipelineOption {
+	return func(p *Pipeline) { p.breaches = b }
+}
+
 // WithTransactions makes the record phase of an attempt one database
 // transaction: the audit event (and, as they arrive, the failure
 // counters) are written together or not at all.
@@ -222,6 +245,7 @@ type Pipeline struct {
 	tx       Transactor
 	hooks    []Hook
 	lockout  *lockout
+	breaches BreachChecker
 }
 
 // NewPipeline returns the login pipeline. params holds the current password
@@ -256,7 +280,7 @@ func (p *Pipeline) PasswordLogin(ctx context.Context, a Attempt) (Outcome, error
 			a.DeviceID = info.DeviceID
 		}
 	}
-	c := &Check{Attempt: a, Policy: p.policies(a.ClientID), Now: p.now()}
+	c := &Check{Attempt: a, Policy: p.policies(a.ClientID), Global: p.policies(""), Now: p.now()}
 	d, err := p.decide(ctx, c)
 	if err != nil {
 		level := slog.LevelError
@@ -269,6 +293,8 @@ func (p *Pipeline) PasswordLogin(ctx context.Context, a Attempt) (Outcome, error
 	out := Outcome{Decision: d, Reason: d.Reason}
 	if d.Verdict == Allow {
 		out.OK, out.User = true, c.User
+	} else if c.proven {
+		out.proven = c.User
 	}
 	out, err = p.recordPhase(ctx, c, out)
 	if err != nil {
@@ -330,7 +356,64 @@ func (p *Pipeline) decide(ctx context.Context, c *Check) (Decision, error) {
 	if d, err := p.runHooks(ctx, c, PhaseVerify); err != nil || d.Verdict != Continue {
 		return d, err
 	}
+	if d, err := p.passwordGate(ctx, c); err != nil || d.Verdict != Continue {
+		return d, err
+	}
 	return Decision{Verdict: Allow, Reason: ReasonOK}, nil
+}
+
+// passwordGate runs once the password is proven: an email address still
+// to verify (under require_email_verification) stops the sign-in; a
+// password that has expired, that an administrator marked, or that no
+// longer meets the policy (under force_reset_if_invalid) must be changed
+// before the sign-in completes. It comes after verification so that it tells nothing
+// to someone who does not know the password. The password belongs to the
+// account, so the global policy judges it.
+func (p *Pipeline) passwordGate(ctx context.Context, c *Check) (Decision, error) {
+	if c.Action != "" {
+		// A signed-in person confirming their password (to change it,
+		// often): the sign-in already went through this gate.
+		return Proceed(), nil
+	}
+	pol := c.Global.Password
+	u := c.User
+	if c.Global.Registration.RequireEmailVerification && !u.EmailVerified && u.Email != "" {
+		// The address is proven before anything else: a link to it is
+		// what every later recovery relies on.
+		return Denied(ReasonEmailUnverified, time.Time{}), nil
+	}
+	if u.PasswordMustChange {
+		return Challenged(ChallengePasswordChange, ReasonPasswordMustChange), nil
+	}
+	changed := u.CreatedAt
+	if u.PasswordChangedAt != nil {
+		changed = *u.PasswordChangedAt
+	}
+	if pol.Expired(changed, c.Now) {
+		return Challenged(ChallengePasswordChange, ReasonPasswordExpired), nil
+	}
+	if pol.ForceResetIfInvalid == policies.ForceResetOff {
+		return Proceed(), nil
+	}
+	facts := policies.FactsOf(c.matched.text, u.Username, u.Email)
+	if p.breaches != nil && pol.CheckBreached {
+		// The offline list only: a sign-in does not wait on a remote
+		// service, and a password found there is refused at the change.
+		offline := pol
+		offline.HIBP = false
+		breached, err := p.breaches.Breached(ctx, c.matched.text, offline)
+		if err != nil {
+			return Decision{}, fmt.Errorf("breached password check: %w", err)
+		}
+		facts.Breached = breached
+	}
+	if len(pol.Problems(facts)) == 0 {
+		return Proceed(), nil
+	}
+	if pol.ForceResetIfInvalid == policies.ForceResetEmail {
+		return Denied(ReasonPasswordInvalid, time.Time{}), nil
+	}
+	return Challenged(ChallengePasswordChange, ReasonPasswordInvalid), nil
 }
 
 func (p *Pipeline) runHooks(ctx context.Context, c *Check, phase Phase) (Decision, error) {
@@ -420,6 +503,9 @@ func (p *Pipeline) record(ctx context.Context, st *Check, out Outcome) {
 	if out.locked {
 		e.Details["locked"] = out.Decision.Reason
 	}
+	if out.Decision.Verdict == Challenge {
+		e.Details["challenge"] = out.Decision.Challenge
+	}
 	if st.Action != "" {
 		e.Details["action"] = st.Action
 	}
@@ -473,8 +559,13 @@ func (p *Pipeline) identify(ctx context.Context, c *Check) error {
 }
 
 func (p *Pipeline) accountGates(c *Check) Decision {
-	if c.User != nil && c.User.Disabled {
+	switch {
+	case c.User == nil:
+	case c.User.Disabled:
 		return Denied(ReasonDisabled, time.Time{})
+	case c.Global.Registration.AccountExpired(c.User.CreatedAt, c.User.ExpiresAt, c.Now):
+		// The account, not the application, expires: the global policy.
+		return Denied(ReasonAccountExpired, time.Time{})
 	}
 	return Proceed()
 }
@@ -483,7 +574,9 @@ func (p *Pipeline) accountGates(c *Check) Decision {
 // hash, so response time does not tell whether it exists.
 func (p *Pipeline) verifyPassword(ctx context.Context, c *Check) (Decision, error) {
 	for _, form := range typedPasswords(c.Password) {
-		if c.User == nil {
+		if c.User == nil || c.User.PasswordHash == "" {
+			// An unknown account, or one awaiting activation, which no
+			// password opens: the same work as a wrong password.
 			if err := p.hasher.Dummy(ctx, form.text); err != nil {
 				return Decision{}, err
 			}
@@ -494,7 +587,7 @@ func (p *Pipeline) verifyPassword(ctx context.Context, c *Check) (Decision, erro
 			return Decision{}, fmt.Errorf("verify password of user %s: %w", c.User.ID, err)
 		}
 		if ok {
-			c.matched = form
+			c.matched, c.proven = form, true
 			return Proceed(), nil
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,7 +124,7 @@ func TestPipelinePhasesAndHooks(t *testing.T) {
 }
 
 // Every step of one attempt sees the policy of the attempt's client,
-// resolved once.
+// resolved once, and the account's rules the global policy, resolved once.
 func TestPipelineResolvesTheClientPolicyOnce(t *testing.T) {
 	clock := newClock()
 	st := openAuthnStore(t, clock)
@@ -152,8 +153,8 @@ func TestPipelineResolvesTheClientPolicyOnce(t *testing.T) {
 	if err != nil || !out.OK {
 		t.Fatalf("PasswordLogin = %+v, %v", out, err)
 	}
-	if len(resolved) != 1 || resolved[0] != "strict" {
-		t.Errorf("policy resolved for %v, want once for strict", resolved)
+	if !slices.Equal(resolved, []string{"strict", ""}) {
+		t.Errorf("policy resolved for %q, want once for strict, then once the global one", resolved)
 	}
 	if len(seen) != 3 || seen[0] != 1 || seen[1] != 1 || seen[2] != 1 {
 		t.Errorf("steps saw max_concurrent %v, want 1 in each of three phases", seen)

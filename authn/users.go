@@ -16,6 +16,10 @@ type UserSpec struct {
 	Email         string `json:"email,omitempty"`
 	EmailVerified bool   `json:"email_verified,omitempty"`
 	Admin         bool   `json:"admin,omitempty"`
+	// WithoutPassword creates the account with no password, to be set by
+	// its owner through an activation link (Links.Send); Password must be
+	// empty then. Until then no password signs in to it.
+	WithoutPassword bool `json:"-"`
 }
 
 // MaxPasswordLength is the most bytes of password input accepted, whatever

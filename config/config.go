@@ -33,8 +33,10 @@ type Config struct {
 	Lockout  policies.Lockout  `toml:"lockout"`
 	IP       policies.IP       `toml:"ip"`
 	Captcha  policies.Captcha  `toml:"captcha"`
-	Scopes   Scopes            `toml:"scopes"`
-	Log      Log               `toml:"log"`
+	// Registration is the account lifecycle policy section.
+	Registration policies.Registration `toml:"registration"`
+	Scopes       Scopes                `toml:"scopes"`
+	Log          Log                   `toml:"log"`
 }
 
 // Server configures the HTTP listener and the issuer identity.

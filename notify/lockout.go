@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -97,15 +96,9 @@ const (
 type Lockouts struct {
 	cfg LockoutsConfig
 	log *slog.Logger
-
-	queue chan AccountLockNotice
-	// mu orders Notify against the end of Run, so that no notice is queued
-	// after Run's last look at the queue; pending and idle are what Flush
-	// waits on.
-	mu      sync.Mutex
-	stopped bool
-	pending int
-	idle    chan struct{}
+	// q is the queue Notify adds to and Run sends from (sendQueue, shared
+	// with AccountMails); lock notices are never retried.
+	q *sendQueue[AccountLockNotice]
 
 	sent, failed, dropped atomic.Uint64
 }
@@ -130,9 +123,9 @@ func NewLockouts(cfg LockoutsConfig) *Lockouts {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	idle := make(chan struct{})
-	close(idle)
-	return &Lockouts{cfg: cfg, log: logger, queue: make(chan AccountLockNotice, cfg.QueueSize), idle: idle}
+	l := &Lockouts{cfg: cfg, log: logger}
+	l.q = newSendQueue(cfg.QueueSize, cfg.ShutdownWait, nil, l.deliver, l.drop)
+	return l
 }
 
 // LockoutStats counts what Lockouts did since it was made.
@@ -148,10 +141,7 @@ type LockoutStats struct {
 
 // Stats returns the counts so far, for metrics.
 func (l *Lockouts) Stats() LockoutStats {
-	l.mu.Lock()
-	pending := l.pending
-	l.mu.Unlock()
-	return LockoutStats{Queued: pending, Sent: l.sent.Load(), Failed: l.failed.Load(), Dropped: l.dropped.Load()}
+	return LockoutStats{Queued: l.q.queued(), Sent: l.sent.Load(), Failed: l.failed.Load(), Dropped: l.dropped.Load()}
 }
 
 // AccountLocked sends n's mails now: the owner's when n.NotifyUser and the
@@ -209,25 +199,13 @@ func (l *Lockouts) Notify(n AccountLockNotice) bool {
 		// Stamped now, not when Run gets to it, which may be later.
 		n.LockedAt = l.cfg.Now()
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	reason := "queue full"
-	if !l.stopped {
-		select {
-		case l.queue <- n:
-			if l.pending == 0 {
-				l.idle = make(chan struct{})
-			}
-			l.pending++
-			return true
-		default:
-		}
-	} else {
-		reason = "sender stopped"
+	reason := l.q.offer(n)
+	if reason == "" {
+		return true
 	}
 	l.dropped.Add(1)
 	l.log.LogAttrs(context.Background(), slog.LevelError, "lockout notice dropped",
-		slog.String("reason", reason), slog.String("user_id", n.UserID), slog.Int("queue_size", cap(l.queue)))
+		slog.String("reason", reason), slog.String("user_id", n.UserID), slog.Int("queue_size", l.q.capacity()))
 	return false
 }
 
@@ -235,79 +213,34 @@ func (l *Lockouts) Notify(n AccountLockNotice) bool {
 // within ShutdownWait and drops (logs and counts) the rest. A mail that
 // fails is logged at error and counted; it is not retried: the lock is in
 // the audit log whatever happens to its mail. Call Run once.
-func (l *Lockouts) Run(ctx context.Context) {
-	for {
-		select {
-		case n := <-l.queue:
-			// A mail under way is not cut off by shutdown: it may already
-			// be half delivered, and Mailer's timeout still bounds it.
-			l.deliver(context.WithoutCancel(ctx), n)
-		case <-ctx.Done():
-			l.shutdown(ctx)
-			return
-		}
-	}
-}
+func (l *Lockouts) Run(ctx context.Context) { l.q.run(ctx) }
 
-// shutdown stops Notify from queueing and sends what is queued within
-// ShutdownWait.
-func (l *Lockouts) shutdown(ctx context.Context) {
-	l.mu.Lock()
-	l.stopped = true
-	l.mu.Unlock()
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.ShutdownWait)
-	defer cancel()
-	for {
-		select {
-		case n := <-l.queue:
-			if wctx.Err() != nil {
-				l.dropped.Add(1)
-				l.log.LogAttrs(ctx, slog.LevelError, "lockout notice dropped",
-					slog.String("reason", "shutdown wait ran out"), slog.String("user_id", n.UserID))
-				l.done()
-				continue
-			}
-			l.deliver(wctx, n)
-		default:
-			return
-		}
-	}
-}
-
-// deliver sends n's mails, logging what fails.
-func (l *Lockouts) deliver(ctx context.Context, n AccountLockNotice) {
-	defer l.done()
+// deliver sends n's mails, logging what fails. It never asks for a retry.
+func (l *Lockouts) deliver(ctx context.Context, n AccountLockNotice, _ attempt) (retry bool) {
 	if err := l.AccountLocked(ctx, n); err != nil {
 		// The error names the server and what it said, never the password
 		// nor the recipient's address.
 		l.log.LogAttrs(ctx, slog.LevelError, "lockout notice not sent",
 			slog.String("user_id", n.UserID), slog.String("cause", string(n.Cause)), slog.String("error", err.Error()))
 	}
+	return false
 }
 
-// done marks one queued notice handled.
-func (l *Lockouts) done() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.pending--
-	if l.pending == 0 {
-		close(l.idle)
-	}
+// drop logs and counts n, given up on at shutdown.
+func (l *Lockouts) drop(ctx context.Context, n AccountLockNotice, reason string) {
+	l.dropped.Add(1)
+	l.log.LogAttrs(ctx, slog.LevelError, "lockout notice dropped",
+		slog.String("reason", reason), slog.String("user_id", n.UserID))
 }
 
 // Flush waits until every notice queued so far has been sent or has
 // failed, or ctx ends. It is for tests and for a shutdown that wants the
 // mail out before it goes on; it needs Run to be running.
 func (l *Lockouts) Flush(ctx context.Context) error {
-	l.mu.Lock()
-	idle := l.idle
-	l.mu.Unlock()
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("notify: flush lockout notices: %w", ctx.Err())
+	if err := l.q.flush(ctx); err != nil {
+		return fmt.Errorf("notify: flush lockout notices: %w", err)
 	}
+	return nil
 }
 
 // timeFormat is precise to the second, because a person told "14:20" who
@@ -319,8 +252,11 @@ func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
 
 // site is how the mails name the service: the issuer's host, which the
 // reader knows from the sign-in page's address bar.
-func (l *Lockouts) site() string {
-	if u, err := url.Parse(l.cfg.Issuer); err == nil && u.Host != "" {
+func (l *Lockouts) site() string { return siteName(l.cfg.Issuer) }
+
+// siteName is the host of issuer, how every mail names the service.
+func siteName(issuer string) string {
+	if u, err := url.Parse(issuer); err == nil && u.Host != "" {
 		return u.Host
 	}
 	return "Portcullis"

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -156,20 +157,25 @@ func (c Captcha) validate(v *validator) {
 	}
 }
 
-// verifyURLProblem says what is wrong with a verify URL, or "". The
-// provider's secret is posted to it, so it must not travel in clear text
-// beyond this machine. The URL is taken apart by hand because this
-// package does no I/O and so imports nothing from net/ but netip; the
-// HTTP client parses it again when it is used.
+// verifyURLProblem says what is wrong with a captcha verify URL, or "".
 func verifyURLProblem(raw string) string {
-	const example = "must be an absolute https URL, such as \"https://www.google.com/recaptcha/api/siteverify\""
+	return serviceURLProblem(raw, "https://www.google.com/recaptcha/api/siteverify", "the provider's secret is sent to it")
+}
+
+// serviceURLProblem says what is wrong with the URL of a service the
+// server calls (like example), or "". What is sent there (why) must not
+// travel in clear text beyond this machine. The URL is taken apart by hand
+// because this package does no I/O and so imports nothing from net/ but
+// netip; the HTTP client parses it again when it is used.
+func serviceURLProblem(raw, example, why string) string {
+	wanted := "must be an absolute https URL, such as " + strconv.Quote(example)
 	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return "must not contain spaces or control characters"
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	scheme = strings.ToLower(scheme)
 	if !ok || (scheme != "https" && scheme != "http") {
-		return example
+		return wanted
 	}
 	authority := rest
 	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
@@ -180,10 +186,10 @@ func verifyURLProblem(raw string) string {
 	}
 	host := hostOf(authority)
 	if host == "" {
-		return example
+		return wanted
 	}
 	if scheme == "http" && !isLoopbackHost(host) {
-		return "must use https unless the host is loopback: the provider's secret is sent to it"
+		return "must use https unless the host is loopback: " + why
 	}
 	return ""
 }

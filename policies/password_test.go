@@ -147,7 +147,18 @@ func TestPasswordValidate(t *testing.T) {
 		{name: "counts up to max_length", policy: with(func(p *Password) { p.MaxLength, p.MinUppercase, p.MinDigits = 20, 10, 10 })},
 		{name: "counts over max_length", policy: with(func(p *Password) { p.MaxLength, p.MinUppercase, p.MinDigits = 20, 10, 11 }),
 			want: []string{"password.min_uppercase"}},
-		{name: "zero value", policy: Password{}, want: []string{"password.min_length", "password.max_length"}},
+		{name: "zero value", policy: Password{}, want: []string{"password.min_length", "password.max_length",
+			"password.hibp_timeout", "password.hibp_failure", "password.force_reset_if_invalid"}},
+		{name: "history and expiry at their bounds", policy: with(func(p *Password) { p.PreventReuse, p.ReuseDays, p.ExpireDays = 24, 3650, 3650 })},
+		{name: "history and expiry past their bounds", policy: with(func(p *Password) { p.PreventReuse, p.ReuseDays, p.ExpireDays = 25, 3651, -1 }),
+			want: []string{"password.prevent_reuse", "password.reuse_days", "password.expire_days"}},
+		{name: "hibp timeout bounds", policy: with(func(p *Password) { p.HIBPTimeout = Duration(99 * time.Millisecond) }), want: []string{"password.hibp_timeout"}},
+		{name: "hibp timeout 10s", policy: with(func(p *Password) { p.HIBPTimeout = Duration(10 * time.Second) })},
+		{name: "hibp url in clear text", policy: with(func(p *Password) { p.HIBPURL = "http://range.example/range/" }), want: []string{"password.hibp_url"}},
+		{name: "hibp url on loopback", policy: with(func(p *Password) { p.HIBPURL = "http://127.0.0.1:8089/range/" })},
+		{name: "hibp failure unknown", policy: with(func(p *Password) { p.HIBPFailure = "maybe" }), want: []string{"password.hibp_failure"}},
+		{name: "force reset email", policy: with(func(p *Password) { p.ForceResetIfInvalid = ForceResetEmail })},
+		{name: "force reset unknown", policy: with(func(p *Password) { p.ForceResetIfInvalid = "true" }), want: []string{"password.force_reset_if_invalid"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,10 +183,20 @@ func TestPasswordValidate(t *testing.T) {
 func TestPasswordRules(t *testing.T) {
 	p := Defaults()
 	p.Password.MinDigits = 1
-	c := PasswordCandidate{Password: "short", Username: "alice", Now: time.Unix(0, 0), Policy: p}
+	c := PasswordCandidate{Password: "short", Username: "alice", Now: time.Unix(0, 0), Policy: p, Facts: FactsOf("short", "alice", "")}
 	got, err := PasswordPolicyRule{}.CheckPassword(context.Background(), c)
 	if err != nil || !slices.Equal(codes(got), []string{PasswordTooShort, PasswordNeedsDigit}) {
 		t.Errorf("PasswordPolicyRule = %+v, %v", got, err)
+	}
+	c.Facts.Breached = true
+	got, _ = PasswordPolicyRule{}.CheckPassword(context.Background(), c)
+	if !slices.Equal(codes(got), []string{PasswordTooShort, PasswordNeedsDigit, PasswordBreached}) {
+		t.Errorf("PasswordPolicyRule of a breached password = %+v", got)
+	}
+	c.Policy.Password.CheckBreached = false
+	got, _ = PasswordPolicyRule{}.CheckPassword(context.Background(), c)
+	if !slices.Equal(codes(got), []string{PasswordTooShort, PasswordNeedsDigit}) {
+		t.Errorf("PasswordPolicyRule of a breached password, check_breached off = %+v", got)
 	}
 	broken := errors.New("broken")
 	var rule PasswordRule = PasswordRuleFunc(func(_ context.Context, c PasswordCandidate) ([]PasswordProblem, error) {

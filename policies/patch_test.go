@@ -177,12 +177,15 @@ func TestCanonical(t *testing.T) {
 		`"session":{"absolute_timeout":"0s","idle_timeout":"0s","max_concurrent":0,"on_limit":"evict_oldest","cookie":"336h",` +
 		`"invalidate_on_password_change":true,"reauth_max_age":"0s","reauth_for":["password_change","mfa_removal"]},` +
 		`"password":{"min_length":8,"max_length":128,"min_uppercase":0,"min_lowercase":0,"min_digits":0,"min_special":0,` +
-		`"allow_whitespace":true,"disallow_username":false},` +
+		`"allow_whitespace":true,"disallow_username":false,"check_breached":true,"hibp":false,"hibp_url":"","hibp_timeout":"2s",` +
+		`"hibp_failure":"open","prevent_reuse":0,"reuse_days":0,"expire_days":0,"force_reset_if_invalid":"off"},` +
 		`"lockout":{"max_failures":5,"window":"10m","action":"lock","duration":"15m","max_temporary_locks":0,` +
 		`"device":{"max_failures":3,"reset_after":"15m","lock_for":"15m"},"user":{"max_device_locks":3,"reset_after":"24h","lock_for":"1h"},` +
 		`"ip":{"max_failures":50,"window":"10m","block_for":"15m"},"notify_user":false,"notify_admin":false},` +
 		`"ip":{"mode":"off","allow":[],"block":[],"apply_to":[]},` +
-		`"captcha":{"provider":"builtin","site_key":"","verify_url":"","min_score":0.5,"show_on":["login"],"when":"after_failures"}}`
+		`"captcha":{"provider":"builtin","site_key":"","verify_url":"","min_score":0.5,"show_on":["login"],"when":"after_failures"},` +
+		`"registration":{"enabled":false,"rate_limit":{"max":5,"period":"1h"},"require_email_verification":true,` +
+		`"activation_link_ttl":"24h","reset_link_ttl":"1h","account_expire_days":0}}`
 	if got := string(Defaults().Canonical()); got != want {
 		t.Errorf("Canonical() =\n%s\nwant\n%s", got, want)
 	}
@@ -435,6 +438,12 @@ func randomValue(rng *rand.Rand, leaf []string) any {
 		return []string{"", "6LeIxAcTAAAAAJcZVRqyHh71UMIEGNQ_MXjiZKhI"}[rng.IntN(2)]
 	case "verify_url":
 		return []string{"", "https://verify.example/siteverify"}[rng.IntN(2)]
+	case "hibp_failure":
+		return []string{HIBPFailOpen, HIBPFailClosed}[rng.IntN(2)]
+	case "hibp_url":
+		return []string{"", "https://range.example/range/"}[rng.IntN(2)]
+	case "force_reset_if_invalid":
+		return []string{ForceResetOff, ForceResetChange, ForceResetEmail}[rng.IntN(3)]
 	case "show_on":
 		all := []string{CaptchaOnLogin, CaptchaOnRegistration, CaptchaOnPasswordReset}
 		return all[:rng.IntN(len(all)+1)]

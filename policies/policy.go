@@ -44,6 +44,8 @@ type Policy struct {
 	Lockout  Lockout  `json:"lockout" toml:"lockout"`
 	IP       IP       `json:"ip" toml:"ip"`
 	Captcha  Captcha  `json:"captcha" toml:"captcha"`
+
+	Registration Registration `json:"registration" toml:"registration"`
 }
 
 // Token is the token policy: lifetimes of what the token endpoint issues.

@@ -36,6 +36,7 @@ func Sections() []Section {
 		newSection("lockout", func(p *Policy) *Lockout { return &p.Lockout }, defaultLockout, Lockout.validate),
 		newSection("ip", func(p *Policy) *IP { return &p.IP }, defaultIP, IP.validate),
 		newSection("captcha", func(p *Policy) *Captcha { return &p.Captcha }, defaultCaptcha, Captcha.validate),
+		newSection("registration", func(p *Policy) *Registration { return &p.Registration }, defaultRegistration, Registration.validate),
 	}
 }
 

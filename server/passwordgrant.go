@@ -53,6 +53,11 @@ func passwordRefusal(d authn.Decision) oauth.PasswordRefusal {
 		return oauth.RefusedAddressRule
 	case authn.ReasonCaptchaRequired, authn.ReasonCaptchaWrong:
 		return oauth.RefusedBrowserRequired
+	case authn.ReasonEmailUnverified, authn.ReasonPasswordInvalid:
+		// Decided only once the password was proven, so telling it
+		// reveals nothing to a guesser: the sign-in page mails the link
+		// (verification, or a reset) that is the way forward.
+		return oauth.RefusedBrowserRequired
 	default:
 		// ReasonBadPassword, ReasonUnknownUser, ReasonDisabled and the
 		// unknown: one answer, so the grant does not enumerate accounts.

@@ -61,8 +61,11 @@ type Server struct {
 	audit    *audit.Recorder
 	provider *oauth.Provider
 	metrics  *Metrics
-	// lockMail sends lockout notices by email.
-	lockMail *notify.Lockouts
+	// lockMail sends lockout notices by email, accountMail the account
+	// links (verification, activation, reset).
+	lockMail    *notify.Lockouts
+	accountMail *notify.AccountMails
+	links       *authn.Links
 	// hashLimiter bounds the memory of password hashes running at once.
 	hashLimiter *hashing.Limiter
 	handler     http.Handler
@@ -79,6 +82,12 @@ type Server struct {
 // OpenStore opens (and, unless disabled, migrates) the configured database
 // with the system secrets resolved. The CLI uses it directly.
 func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (*storage.Store, []string, error) {
+	return openStore(ctx, cfg, logger, now, nil)
+}
+
+// openStore is OpenStore with when accounts expire (storage.Options).
+func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time,
+	expiry func(created time.Time, override *time.Time) time.Time) (*storage.Store, []string, error) {
 	secrets, err := SystemSecrets(cfg, logger)
 	if err != nil {
 		return nil, nil, err
@@ -95,9 +104,10 @@ func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, now
 		}
 	}
 	store, err := storage.Open(ctx, cfg.Database.URL, storage.Options{
-		MaxOpenConns: cfg.Database.MaxOpenConns,
-		Box:          box,
-		Now:          now,
+		MaxOpenConns:  cfg.Database.MaxOpenConns,
+		Box:           box,
+		Now:           now,
+		AccountExpiry: expiry,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -178,11 +188,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		opts.ReloadInterval = time.Second
 	}
 	logger := opts.Logger
-	store, secrets, err := OpenStore(ctx, cfg, logger, opts.Now)
+	// Tokens stop working when their account expires, under the global
+	// registration policy, which is loaded once the store is open: until
+	// then no token is checked.
+	var s *Server
+	expiry := func(created time.Time, override *time.Time) time.Time {
+		return s.policies.For("").Registration.AccountExpiry(created, override)
+	}
+	store, secrets, err := openStore(ctx, cfg, logger, opts.Now, expiry)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, now: opts.Now, store: store, metrics: NewMetrics(), reload: opts.ReloadInterval, hooks: opts.LoginHooks, rules: opts.PasswordRules}
+	s = &Server{cfg: cfg, logger: logger, now: opts.Now, store: store, metrics: NewMetrics(), reload: opts.ReloadInterval, hooks: opts.LoginHooks, rules: opts.PasswordRules}
 	if err := s.build(ctx, secrets); err != nil {
 		_ = store.Close()
 		return nil, err
@@ -250,16 +267,17 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		Recorder: rec,
 		Logger:   s.logger,
 	}, s.now)
+	leaked := newBreaches(s.logger)
 	s.accounts = authn.NewAccounts(authn.AccountsConfig{
 		Store: s.store, Sessions: s.store, Hasher: hasher, Limiter: s.hashLimiter, Recorder: rec,
-		Policies: s.policies.For, Rules: s.rules, Now: s.now,
+		Policies: s.policies.For, Rules: s.rules, Breaches: leaked, Now: s.now,
 	})
 	if err := s.setUpMail(cfg); err != nil {
 		return err
 	}
 	pipeline := authn.NewPipeline(s.store, hasher, s.logger, rec,
 		authn.WithPolicies(s.policies.For), authn.WithClock(s.now), authn.WithLimiter(s.hashLimiter),
-		authn.WithLockout(s.store, s.accounts, s.notifyLock),
+		authn.WithLockout(s.store, s.accounts, s.notifyLock), authn.WithBreaches(leaked),
 		authn.WithTransactions(s.store), authn.WithHooks(append([]authn.Hook{authn.IPRules(s.policies.For)}, s.hooks...)...))
 	flows := authn.NewFlows(s.store, secure, s.now)
 	// Form tokens are bound to the browser's session, or before sign-in
@@ -295,9 +313,13 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	s.provider.Register(mux)
 	// The provider names the application an authorization request is for,
 	// so the login page can say whom the person is signing in to.
-	login := authn.NewLoginHandler(pipeline, sessions, flows, csrf, tmpl, s.provider, s.logger, authn.WithCaptcha(s.captcha, s.policies.For))
+	login := authn.NewLoginHandler(pipeline, sessions, flows, csrf, tmpl, s.provider, s.logger, authn.WithCaptcha(s.captcha, s.policies.For),
+		authn.WithLinks(s.links, s.store, s.policies.For))
 	mux.Handle("GET /login", login)
 	mux.Handle("POST /login", login)
+	forced := authn.NewForcedChangeHandler(flows, sessions, s.accounts, s.store, csrf, tmpl, s.policies.For, s.now, s.logger)
+	mux.Handle("GET "+authn.ForcedChangePath, forced)
+	mux.Handle("POST "+authn.ForcedChangePath, forced)
 	password := authn.NewPasswordHandler(pipeline, sessions, s.accounts, csrf, tmpl, s.logger)
 	mux.Handle("GET "+authn.PasswordPath, password)
 	mux.Handle("POST "+authn.PasswordPath, password)
@@ -446,6 +468,21 @@ func (s *Server) setUpMail(cfg *config.Config) error {
 	}
 	s.lockMail = notify.NewLockouts(notify.LockoutsConfig{Mailer: mailer, Issuer: cfg.Server.Issuer,
 		AdminAddress: cfg.SMTP.AdminAddress, Logger: s.logger, Now: s.now})
+	var err error
+	s.accountMail, err = notify.NewAccountMails(notify.AccountMailsConfig{Mailer: mailer, Issuer: cfg.Server.Issuer,
+		Logger: s.logger, Now: s.now})
+	if err != nil {
+		return fmt.Errorf("account mails: %w", err)
+	}
+	var queue authn.LinkMailer
+	if mailer != nil {
+		queue = func(m authn.LinkMail) bool {
+			return s.accountMail.Enqueue(notify.AccountMail{Kind: m.Kind, To: m.To, UserID: m.UserID,
+				Username: m.Username, Link: m.Link, ExpiresIn: m.ExpiresIn})
+		}
+	}
+	s.links = authn.NewLinks(authn.LinksConfig{Store: s.store, Mail: queue, Issuer: cfg.Server.Issuer,
+		Policies: s.policies.For, Recorder: s.audit, Now: s.now})
 	return nil
 }
 
@@ -482,6 +519,8 @@ func (s *Server) Background(ctx context.Context) {
 	go func() { defer wg.Done(); s.audit.Run(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.lockMail.Run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.accountMail.Run(ctx) }()
 	jobs := []struct {
 		name  string
 		every time.Duration
@@ -533,6 +572,21 @@ func (s *Server) sweepTokens(ctx context.Context) error {
 	n, err = s.store.DeleteExpiredCaptchaChallenges(ctx, s.now())
 	if n > 0 {
 		s.logger.Info("deleted expired captcha challenges", "count", n)
+	}
+	if err != nil {
+		return err
+	}
+	n, err = s.store.DeleteExpiredAccountLinks(ctx, s.now())
+	if n > 0 {
+		s.logger.Info("deleted expired account links", "count", n)
+	}
+	if err != nil {
+		return err
+	}
+	// A day of counters behind now outlives every rate limit window.
+	n, err = s.store.DeleteExpiredRateCounters(ctx, s.now().Add(-24*time.Hour))
+	if n > 0 {
+		s.logger.Info("deleted expired rate counters", "count", n)
 	}
 	return err
 }

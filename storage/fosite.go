@@ -83,13 +83,31 @@ func (s *Store) getToken(ctx context.Context, kind, signature string, session fo
 		active                                         bool
 		requestedAt                                    time.Time
 	)
+	var (
+		userID           sql.NullString
+		disabled         sql.NullBool
+		created, expires sql.NullTime
+	)
 	err := s.conn(ctx).Statement.ConnPool.QueryRowContext(ctx, s.tokenQuery, kind, signature).
-		Scan(&requestID, &clientID, &active, &requestedAt, &scopes, &granted, &audience, &grantedAud, &form, &payload)
+		Scan(&requestID, &clientID, &active, &requestedAt, &scopes, &granted, &audience, &grantedAud, &form, &payload,
+			&userID, &disabled, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, fositeErr(fmt.Errorf("get %s: %w", kind, ErrNotFound))
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("get %s: %w: %w", kind, ErrUnavailable, err)
+	}
+	if userID.Valid {
+		var override *time.Time
+		if expires.Valid {
+			override = &expires.Time
+		}
+		end := s.accountExpiry(created.Time, override)
+		if disabled.Bool || (!end.IsZero() && !s.now().Before(end)) {
+			// Answered as an unknown token, not an inactive one: fosite
+			// takes an inactive refresh token for a stolen one reused.
+			return nil, false, fositeErr(fmt.Errorf("get %s: account disabled or expired: %w", kind, ErrNotFound))
+		}
 	}
 	client, err := s.cachedClient(ctx, clientID)
 	if err != nil {

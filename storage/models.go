@@ -50,6 +50,18 @@ type User struct {
 	Disabled      bool      `gorm:"column:disabled"`
 	CreatedAt     time.Time `gorm:"column:created_at"`
 	UpdatedAt     time.Time `gorm:"column:updated_at"`
+	// PasswordChangedAt is when the password was last set; nil for one set
+	// before this was recorded.
+	PasswordChangedAt *time.Time `gorm:"column:password_changed_at"`
+	// PasswordFacts are the password policy's facts of the current
+	// password, as JSON (policies.PasswordFacts); "" when not recorded.
+	PasswordFacts string `gorm:"column:password_facts"`
+	// PasswordMustChange makes the next sign-in change the password first
+	// (an administrator asked for it).
+	PasswordMustChange bool `gorm:"column:password_must_change"`
+	// ExpiresAt is an administrator's expiry date for the account; nil
+	// follows the registration policy.
+	ExpiresAt *time.Time `gorm:"column:expires_at"`
 }
 
 // TableName pins the table name.
@@ -175,7 +187,13 @@ type LoginFlow struct {
 	ExpiresAt   time.Time  `gorm:"column:expires_at"`
 	CompletedAt *time.Time `gorm:"column:completed_at"`
 	ResumedAt   *time.Time `gorm:"column:resumed_at"`
+	// Stage is the step the flow waits on once the password was verified
+	// (FlowStagePasswordChange; UserID is then set); "" before that.
+	Stage string `gorm:"column:stage"`
 }
+
+// Login flow stages.
+const FlowStagePasswordChange = "password_change"
 
 // TableName pins the table name.
 func (LoginFlow) TableName() string { return "login_flows" }

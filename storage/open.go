@@ -30,6 +30,11 @@ type Options struct {
 	// ClientCacheTTL bounds how long a client read from the database is
 	// reused (default 1s; negative disables the cache).
 	ClientCacheTTL time.Duration
+	// AccountExpiry says when an account created at created, with the
+	// administrator's expiry date override, expires (zero: never). Tokens
+	// of an expired or disabled account stop working. nil means accounts
+	// expire only by their administrator's date.
+	AccountExpiry func(created time.Time, override *time.Time) time.Time
 }
 
 // Store is the gorm-backed implementation of every storage interface
@@ -42,7 +47,8 @@ type Store struct {
 	now     func() time.Time
 	clients *clientCache
 	// tokenQuery is getToken's statement in the dialect's placeholder style.
-	tokenQuery string
+	tokenQuery    string
+	accountExpiry func(created time.Time, override *time.Time) time.Time
 }
 
 // Dialects.
@@ -109,8 +115,17 @@ func Open(ctx context.Context, dbURL string, opts Options) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s: %w", dialect, err)
 	}
+	expiry := opts.AccountExpiry
+	if expiry == nil {
+		expiry = func(_ time.Time, override *time.Time) time.Time {
+			if override == nil {
+				return time.Time{}
+			}
+			return *override
+		}
+	}
 	return &Store{db: db, sqlDB: sqlDB, dialect: dialect, box: opts.Box, now: opts.Now,
-		clients: newClientCache(opts.ClientCacheTTL, opts.Now), tokenQuery: tokenQuery(dialect)}, nil
+		clients: newClientCache(opts.ClientCacheTTL, opts.Now), tokenQuery: tokenQuery(dialect), accountExpiry: expiry}, nil
 }
 
 // createSQLiteFile creates the database file, empty and readable by its
@@ -269,8 +284,13 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 }
 
 func tokenQuery(dialect string) string {
-	q := "SELECT request_id, client_id, active, requested_at, scopes, granted_scopes, audience, granted_audience, form, session " +
-		"FROM oauth_tokens WHERE kind = ? AND signature = ?"
+	// The token's user comes in the same statement: a token of an account
+	// that was disabled or has expired stops working at once, with no
+	// sweep to wait for. Tokens without a user (client credentials) have
+	// no row to join.
+	q := "SELECT t.request_id, t.client_id, t.active, t.requested_at, t.scopes, t.granted_scopes, t.audience, t.granted_audience, " +
+		"t.form, t.session, u.id, u.disabled, u.created_at, u.expires_at " +
+		"FROM oauth_tokens t LEFT JOIN users u ON t.subject <> '' AND u.id = t.subject WHERE t.kind = ? AND t.signature = ?"
 	if dialect == DialectPostgres {
 		q = strings.Replace(strings.Replace(q, "?", "$1", 1), "?", "$2", 1)
 	}

@@ -200,3 +200,26 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		return nil
 	})
 }
+
+// UsersByEmail returns up to limit users whose email address is email,
+// ignoring case, ordered by id.
+func (s *Store) UsersByEmail(ctx context.Context, email string, limit int) ([]User, error) {
+	var out []User
+	if email == "" || !StorableText(email) {
+		return out, nil
+	}
+	err := s.conn(ctx).Where("LOWER(email) = LOWER(?)", email).Order("id").Limit(limit).Find(&out).Error
+	return out, mapErr("get users by email", err)
+}
+
+// MarkEmailVerified records that userID's owner proved email is theirs,
+// if it is still the account's address: a link mailed to an address the
+// account has since left proves nothing. It reports whether it was.
+func (s *Store) MarkEmailVerified(ctx context.Context, userID, email string) (bool, error) {
+	res := s.conn(ctx).Model(&User{}).Where("id = ? AND email = ?", userID, email).
+		Updates(map[string]any{"email_verified": true, "updated_at": s.now().UTC()})
+	if res.Error != nil {
+		return false, mapErr("mark email verified", res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}

@@ -56,6 +56,10 @@ type LoginPage struct {
 	CSRFToken   string
 	App         *App
 	RecoveryURL string
+	// ForgotURL and RegisterURL, when set, are offered as "Forgot your
+	// password?" (in place of RecoveryURL) and "Create an account".
+	ForgotURL   string
+	RegisterURL string
 	// Captcha, when set, asks for a captcha answer beside the password.
 	Captcha *CaptchaWidget
 }
@@ -148,6 +152,13 @@ type PasswordPage struct {
 	Success   string
 	MinLength int
 	CSRFToken string
+	// Flow is set when a sign-in demands the change before it completes
+	// (the password expired, no longer meets the policy, or an
+	// administrator asked): the form then posts to the flow and does not
+	// ask for the current password, which the sign-in just proved; Reason
+	// says why the change is needed.
+	Flow   string
+	Reason string
 }
 
 // LoggedOutPage is the data of "logged_out.html".

@@ -47,6 +47,8 @@ func Run(t *testing.T, open OpenFunc) {
 		concurrencyCases(),
 		captchaCases(),
 		lockoutCases(),
+		passwordCases(),
+		accountLinkCases(),
 	}
 	for _, group := range groups {
 		for _, tc := range group {

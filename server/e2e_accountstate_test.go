@@ -1,0 +1,183 @@
+package server_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/authn"
+	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/oauth"
+	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/storage/storagetest"
+)
+
+// An expired password signs in only to be changed, in a real browser: the
+// sign-in stops at the change page, refuses the old password and a leaked
+// one with the rule's own words, and once a good one is chosen it goes on
+// to the application where it was going; the old password no longer works.
+func TestBrowserExpiredPasswordMustBeChanged(t *testing.T) {
+	a := newWebApp(t, true, func(c *config.Config) { c.Password.ExpireDays = 90 })
+	// Carol chose her password 91 days ago. (The clock goes back rather
+	// than forward: fosite checks auth_time against the real time.)
+	a.in.clock.Advance(-91 * 24 * time.Hour)
+	a.in.createUser(authn.UserSpec{Username: "carol", Password: alicePass})
+	a.in.clock.Advance(91 * 24 * time.Hour)
+	c := newChrome(t)
+	const newPass = "a fresh and long passphrase 7"
+
+	state, verifier := a.authorize(c)
+	c.signIn("carol", alicePass)
+	c.do("see the change page", c.visible(`#new_password`))
+	if loc := c.location(); !strings.HasPrefix(loc, a.in.issuer+authn.ForcedChangePath+"?flow=") {
+		t.Fatalf("after signing in with an expired password the browser is at %s", loc)
+	}
+	body := c.text("main")
+	if !strings.Contains(body, "Your password has expired.") || strings.Contains(body, "Current password") {
+		t.Errorf("the change page: %q", body)
+	}
+	c.screenshot("password-expired")
+
+	for _, tc := range []struct{ password, want string }{
+		{alicePass, "must differ from your current password"},
+		{"password123", "leaked"},
+	} {
+		if _, err := chromedp.Run(c.ctx, chromedp.Evaluate[bool](`window.__submitted = true`)); err != nil {
+			t.Fatal(err)
+		}
+		c.do("try "+tc.password, c.fill(`#new_password`, tc.password), c.fill(`#confirm_password`, tc.password),
+			c.click(`form button[type="submit"]`))
+		if err := pollPage(c, `window.__submitted === undefined && document.readyState === "complete"`); err != nil {
+			t.Fatalf("no page after submitting %q: %v", tc.password, err)
+		}
+		if msg := c.text(`[role="alert"]`); !strings.Contains(msg, tc.want) {
+			t.Errorf("new password %q: message %q, want it to say %q", tc.password, msg, tc.want)
+		}
+	}
+	c.screenshot("password-expired-refused")
+	c.do("choose a good one", c.fill(`#new_password`, newPass), c.fill(`#confirm_password`, newPass),
+		c.click(`form button[type="submit"]`))
+	a.callback(c, state, verifier)
+
+	events := auditEvents(t, a.in, audit.TypePasswordChanged, "")
+	if len(events) != 1 || events[0].Reason != authn.PasswordReasonForced || events[0].UserID == "" {
+		t.Errorf("password.changed events: %+v, want one with reason %s", events, authn.PasswordReasonForced)
+	}
+
+	// The new password is good for another 90 days; the old one is gone.
+	c = newChrome(t)
+	state, verifier = a.authorize(c)
+	c.signIn("carol", alicePass)
+	c.do("old password refused", c.visible(`[role="alert"]`))
+	c.signIn("carol", newPass)
+	a.callback(c, state, verifier)
+}
+
+// force_reset_if_invalid "change": a password that met the policy when it
+// was set and no longer does is changed before the sign-in completes. The
+// change step belongs to the browser and flow that proved the password:
+// another browser cannot use the flow, posting the login form again
+// cannot skip it, and the password grant, which has no page to show,
+// refuses the sign-in rather than let it past.
+func TestForcedChangeWhenThePolicyTightens(t *testing.T) {
+	f := newFixture(t, storagetest.SQLiteURL(t), false, func(c *oauth.ClientSpec) { c.GrantTypes = append(c.GrantTypes, "password") })
+	adm := f.admin()
+	adm.patch("/admin/policies", `{"password":{"min_length":30,"force_reset_if_invalid":"change"}}`)
+
+	status, _, grant := f.rawPasswordGrant(t, f.clientID, f.secret, url.Values{"username": {"alice"}, "password": {alicePass}, "scope": {"openid"}})
+	if status != http.StatusBadRequest || !strings.Contains(string(grant), "Sign in through the browser") {
+		t.Errorf("password grant with a password to change: %d %s", status, grant)
+	}
+
+	b := f.browser()
+	authURL := f.conf.AuthCodeURL("state-forced-1234")
+	resp, body := b.postLogin(authURL, "alice", alicePass)
+	if resp.Request.URL.Path != authn.ForcedChangePath || !strings.Contains(body, "no longer meets the password rules") {
+		t.Fatalf("sign-in with a password the policy now refuses ended at %s: %s", resp.Request.URL, body)
+	}
+	changeURL := resp.Request.URL.String()
+	flowID := resp.Request.URL.Query().Get("flow")
+
+	// Another browser holding the flow id gets nowhere.
+	other := f.browser()
+	if resp, body := other.get(changeURL); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "another browser") {
+		t.Errorf("the change step in another browser: %d %s", resp.StatusCode, body)
+	}
+	// The login form of the same flow leads back to the change step.
+	form := hiddenFields(body)
+	form.Set("flow", flowID)
+	form.Set("username", "alice")
+	form.Set("password", alicePass)
+	if resp, _ := b.postForm(f.issuer+"/login", form); resp.Request.URL.Path != authn.ForcedChangePath {
+		t.Errorf("posting the login form again ended at %s, want the change step", resp.Request.URL)
+	}
+
+	_, page := b.get(changeURL)
+	const newPass = "a passphrase long enough for thirty"
+	form = hiddenFields(page)
+	form.Set("new_password", newPass)
+	form.Set("confirm_password", newPass)
+	resp, body = b.postForm(f.issuer+authn.ForcedChangePath, form)
+	if !strings.Contains(body, `name="consent"`) {
+		t.Fatalf("after the change: %d at %s, want the consent page: %s", resp.StatusCode, resp.Request.URL, body)
+	}
+	// The step is done: the flow cannot change the password again.
+	if resp, body := b.get(changeURL); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "already complete") {
+		t.Errorf("the change step of a completed flow: %d %s", resp.StatusCode, body)
+	}
+	form.Set("new_password", "yet another passphrase, thirty long")
+	form.Set("confirm_password", "yet another passphrase, thirty long")
+	if resp, _ := b.postForm(f.issuer+authn.ForcedChangePath, form); resp.StatusCode < 400 {
+		t.Errorf("a second change on a completed flow answered %d", resp.StatusCode)
+	}
+	events := auditEvents(t, f.instance, audit.TypePasswordChanged, f.userID)
+	if len(events) != 1 || events[0].Reason != authn.PasswordReasonForced {
+		t.Errorf("password.changed events: %+v, want one forced change", events)
+	}
+	// The new password signs in with nothing more to do.
+	tok := f.login(f.browser(), "alice", newPass)
+	if tok.AccessToken == "" {
+		t.Error("no access token after signing in with the new password")
+	}
+}
+
+// An account expires account_expire_days after its creation: from then on
+// its password no longer signs in (with the one answer every refused
+// sign-in gets, recorded as an expiry refusal), and the tokens issued
+// before stop working at once, access and refresh alike.
+func TestExpiredAccountCannotSignInAndItsTokensStop(t *testing.T) {
+	clock := &testClock{}
+	in := start(t, storagetest.SQLiteURL(t), clock, func(c *config.Config) {
+		c.Registration.AccountExpireDays = 1
+		c.Token.AccessTokenTTL = policies.Duration(48 * time.Hour)
+	})
+	f := fixtureOn(t, in, true)
+	tok := f.login(f.browser(), "alice", alicePass)
+	if active, _ := f.introspect(tok.AccessToken)["active"].(bool); !active {
+		t.Fatal("a fresh access token is not active")
+	}
+
+	clock.Advance(24*time.Hour + time.Minute)
+	if active, _ := f.introspect(tok.AccessToken)["active"].(bool); active {
+		t.Error("the access token of an expired account is still active")
+	}
+	if _, err := f.refresh(tok.RefreshToken); err == nil {
+		t.Error("the refresh token of an expired account still works")
+	}
+	if n := len(auditEvents(t, in, audit.TypeTokenReuseDetected, "")); n != 0 {
+		t.Errorf("%d token reuse alarms for an expired account's refresh token, want none", n)
+	}
+	resp, body := f.browser().postLogin(f.conf.AuthCodeURL("state-expired-123"), "alice", alicePass)
+	if resp.Request.URL.Path != "/login" || !strings.Contains(body, "Invalid username or password.") {
+		t.Errorf("signing in to an expired account: %d at %s: %s", resp.StatusCode, resp.Request.URL, body)
+	}
+	failed := auditEvents(t, in, audit.TypeLoginFailed, f.userID)
+	if len(failed) != 1 || failed[0].Reason != authn.ReasonAccountExpired {
+		t.Errorf("login.failed events: %+v, want one with reason %s", failed, authn.ReasonAccountExpired)
+	}
+}

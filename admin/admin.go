@@ -82,6 +82,13 @@ type Config struct {
 	// Keys rotates the signing keys (POST /admin/keys/rotate). Nil leaves
 	// the route out.
 	Keys KeyRotator
+	// Links mails account links: activation links (POST
+	// /admin/users/{id}/activation, POST /admin/users with
+	// send_activation) and reset links (POST
+	// /admin/users/{id}/password-reset). It must write to the same
+	// database as Store, whose transactions it joins. Nil, or one that
+	// cannot mail, answers those requests as mail being unavailable.
+	Links LinkSender
 }
 
 // PolicyEngine is the policy engine as the admin API uses it;
@@ -160,6 +167,7 @@ type handler struct {
 	sessions SessionStore
 	accounts AccountService
 	keys     KeyRotator
+	links    LinkSender
 	now      func() time.Time
 	mux      *http.ServeMux
 	// ipRules parses the global IP rules once per change for checkAddress.
@@ -183,6 +191,7 @@ func New(cfg Config) http.Handler {
 		sessions: cfg.Sessions,
 		accounts: cfg.Accounts,
 		keys:     cfg.Keys,
+		links:    cfg.Links,
 		now:      time.Now,
 		mux:      http.NewServeMux(),
 	}
@@ -228,6 +237,10 @@ func (h *handler) routes() []route {
 		{pattern: "POST /admin/tokens/revoke", handle: servedIf(h.sessions != nil, h.revokeTokens)},
 		{pattern: "POST /admin/keys/rotate", handle: servedIf(h.keys != nil, h.rotateKeys)},
 		{pattern: "PUT /admin/users/{id}/password", handle: servedIf(h.accounts != nil, h.resetPassword)},
+		{pattern: "POST /admin/policies/password/preview", handle: servedIf(h.policies != nil, h.previewPassword)},
+		{pattern: "PUT /admin/users/{id}/expiry", handle: servedIf(h.lifecycle() != nil && h.accounts != nil, h.setExpiry)},
+		{pattern: "POST /admin/users/{id}/password-reset", handle: servedIf(h.lifecycle() != nil, h.requirePasswordReset)},
+		{pattern: "POST /admin/users/{id}/activation", handle: h.sendActivation},
 	}
 }
 

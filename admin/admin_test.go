@@ -373,6 +373,10 @@ func TestUserLifecycle(t *testing.T) {
 			}
 			want := tt.want
 			want.ID, want.CreatedAt, want.UpdatedAt = created.ID, created.CreatedAt, created.UpdatedAt
+			if created.PasswordChangedAt == nil {
+				t.Errorf("created = %+v, want password_changed_at", created)
+			}
+			want.PasswordChangedAt = created.PasswordChangedAt
 			if created != want {
 				t.Errorf("created = %+v, want %+v", created, want)
 			}

@@ -196,6 +196,10 @@ func protectedCalls() []apiCall {
 		{method: "POST", path: "/admin/tokens/revoke", body: `{"client_id":"` + policyClient + `","user_id":"` + sessionUserID + `"}`, status: 200},
 		{method: "POST", path: "/admin/keys/rotate", body: `{"revoke_existing":false}`, status: 200},
 		{method: "PUT", path: "/admin/users/" + sessionUserID + "/password", body: `{"password":"correct horse"}`, status: 204},
+		{method: "POST", path: "/admin/policies/password/preview", body: `{"min_length":10}`, status: 200},
+		{method: "PUT", path: "/admin/users/" + sessionUserID + "/expiry", body: `{"expires_at":"2099-01-01T00:00:00Z"}`, status: 200},
+		{method: "POST", path: "/admin/users/" + sessionUserID + "/password-reset", body: `{"send_link":false}`, status: 200},
+		{method: "POST", path: "/admin/users/" + activationUserID + "/activation", status: 200},
 	}
 }
 
@@ -292,6 +296,7 @@ func apiCalls() []apiCall {
 	calls = append(calls, policyCalls()...)
 	calls = append(calls, sessionCalls()...)
 	calls = append(calls, lockoutCalls()...)
+	calls = append(calls, lifecycleCalls()...)
 	for _, c := range protectedCalls() {
 		op := c.method + " " + c.path
 		refused := c
@@ -388,6 +393,7 @@ func TestOpenAPIMatchesAPI(t *testing.T) {
 	}
 	e := newEnv(t)
 	seed(t, e.store)
+	seedLifecycle(t, e)
 	broken := newEnvWith(t, brokenStore{}, nil)
 	// newRequest's address, 192.0.2.1, is outside the allowlist.
 	refused := newGuardedEnv(t, `{"ip":{"mode":"allowlist","allow":["198.51.100.0/24"],"apply_to":["admin"]}}`)

@@ -20,9 +20,9 @@ const ForcedChangePath = "/login/password"
 
 // Why a sign-in demands a new password, as the page says it.
 const (
-	msgForcedByAdmin   = "An administrator has asked you to choose a new password."
-	msgForcedExpired   = "Your password has expired."
-	msgForcedInvalid   = "Your password no longer meets the password rules."
+	msgForcedByAdmin = "An administrator has asked you to choose a new password."
+	msgForcedExpired = "Your password has expired."
+	msgForcedInvalid = "Your password no longer meets the password rules."
 )
 
 // UserReader loads an account by id.

@@ -63,12 +63,6 @@ type loginHandler struct {
 	budget   RateBudget
 }
 
-// RateBudget takes one from a fixed-window budget shared by every
-// instance (storage.Store.TakeRateBudget).
-type RateBudget interface {
-	TakeRateBudget(ctx context.Context, key string, window time.Duration, limit int64) (allowed bool, count int64, err error)
-}
-
 // CaptchaChecker draws and judges captchas (captcha.Service).
 type CaptchaChecker interface {
 	Widget(ctx context.Context, p policies.Captcha, page string) (*captcha.Widget, error)
@@ -209,8 +203,12 @@ func (h *loginHandler) show(w http.ResponseWriter, r *http.Request, status int, 
 	if h.links.CanMail() {
 		page.ForgotURL = ForgotPath + "?" + url.Values{"flow": {fl.ID}}.Encode()
 	}
-	if h.policies != nil && h.policies(fl.ClientID).Registration.Enabled {
-		page.RegisterURL = RegisterPath + "?" + url.Values{"flow": {fl.ID}}.Encode()
+	// Registration that must mail a verification link is offered only
+	// when mail can go.
+	if h.policies != nil {
+		if reg := h.policies(fl.ClientID).Registration; reg.Enabled && (!reg.RequireEmailVerification || h.links.CanMail()) {
+			page.RegisterURL = RegisterPath + "?" + url.Values{"flow": {fl.ID}}.Encode()
+		}
 	}
 	if h.apps != nil && fl.ClientID != "" {
 		if app, ok := h.apps.AppForClient(r.Context(), fl.ClientID); ok {

@@ -377,39 +377,6 @@ func redact(s, link, to string) string {
 	return s
 }
 
-// SendHTML delivers msg with html as its HTML alternative: a
-// multipart/alternative mail whose plain-text part is msg.Text, for the
-// mail programs and readers that take no HTML. It gives up as Send does.
-func (m *Mailer) SendHTML(ctx context.Context, msg Message, html string) error {
-	gm, err := m.build(msg)
-	if err != nil {
-		return err
-	}
-	gm.AddAlternativeString(gomail.TypeTextHTML, html)
-	return m.transmit(ctx, gm)
-}
-
-// transmit is the conversation half of Send, for a message already built.
-// It repeats Send's own, which mailer.go does not yet share.
-func (m *Mailer) transmit(ctx context.Context, gm *gomail.Msg) error {
-	ctx, cancel := context.WithTimeoutCause(ctx, m.cfg.Timeout,
-		fmt.Errorf("gave up after the timeout of %s: %w", m.cfg.Timeout, context.DeadlineExceeded))
-	defer cancel()
-	client, err := gomail.NewClient(m.cfg.Host, m.options(ctx)...)
-	if err != nil {
-		return fmt.Errorf("notify: set up SMTP client for %s: %w", m.Addr(), err)
-	}
-	if err := client.DialAndSendWithContext(ctx, gm); err != nil {
-		if ctx.Err() != nil {
-			// The connection was closed under go-mail; its error says only
-			// that, so the reason goes first.
-			return fmt.Errorf("notify: send mail via %s: %w (%w)", m.Addr(), context.Cause(ctx), err)
-		}
-		return fmt.Errorf("notify: send mail via %s: %w", m.Addr(), err)
-	}
-	return nil
-}
-
 // sendQueue is the machinery Lockouts and AccountMails share: a bounded
 // queue that callers add to without waiting, and one sender (run) that
 // delivers from it in order, retries what deliver asks it to after the

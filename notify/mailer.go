@@ -157,6 +157,23 @@ func (m *Mailer) Send(ctx context.Context, msg Message) error {
 	if err != nil {
 		return err
 	}
+	return m.transmit(ctx, gm)
+}
+
+// SendHTML delivers msg with html as its HTML alternative: a
+// multipart/alternative mail whose plain-text part is msg.Text, for the
+// mail programs and readers that take no HTML. It gives up as Send does.
+func (m *Mailer) SendHTML(ctx context.Context, msg Message, html string) error {
+	gm, err := m.build(msg)
+	if err != nil {
+		return err
+	}
+	gm.AddAlternativeString(gomail.TypeTextHTML, html)
+	return m.transmit(ctx, gm)
+}
+
+// transmit holds the SMTP conversation for a message already built.
+func (m *Mailer) transmit(ctx context.Context, gm *gomail.Msg) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, m.cfg.Timeout,
 		fmt.Errorf("gave up after the timeout of %s: %w", m.cfg.Timeout, context.DeadlineExceeded))
 	defer cancel()

@@ -102,7 +102,9 @@ func TestRegistrationValidate(t *testing.T) {
 		want []string
 	}{
 		{"defaults", defaultRegistration(), nil},
-		{"links at 1h and 24h", with(func(r *Registration) { r.ActivationLinkTTL, r.ResetLinkTTL = Duration(24*time.Hour), Duration(time.Hour) }), nil},
+		{"links at 1h and 24h", with(func(r *Registration) {
+			r.ActivationLinkTTL, r.ResetLinkTTL = Duration(24*time.Hour), Duration(time.Hour)
+		}), nil},
 		{"links too short and too long", with(func(r *Registration) {
 			r.ActivationLinkTTL, r.ResetLinkTTL = Duration(59*time.Minute), Duration(25*time.Hour)
 		}), []string{"registration.activation_link_ttl", "registration.reset_link_ttl"}},

@@ -1,8 +1,13 @@
 package server_test
 
 import (
+	"context"
+	"io"
+	"mime/quotedprintable"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +184,140 @@ func TestExpiredAccountCannotSignInAndItsTokensStop(t *testing.T) {
 	failed := auditEvents(t, in, audit.TypeLoginFailed, f.userID)
 	if len(failed) != 1 || failed[0].Reason != authn.ReasonAccountExpired {
 		t.Errorf("login.failed events: %+v, want one with reason %s", failed, authn.ReasonAccountExpired)
+	}
+}
+
+// mailedLink finds the link to path in the mail sent to rcpt, decoding
+// the quoted-printable parts it travels in; it waits for the mail queue.
+func mailedLink(t *testing.T, in *instance, mc *mailCatcher, rcpt, path string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.srv.AccountMail().Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(regexp.QuoteMeta(in.issuer+path) + `\?token=[A-Za-z0-9_-]+`)
+	var link string
+	for _, m := range mc.caught() {
+		if !slices.Contains(m.to, rcpt) {
+			continue
+		}
+		decoded, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(m.data)))
+		if err != nil {
+			t.Fatalf("decode the mail to %s: %v", rcpt, err)
+		}
+		if found := re.FindString(string(decoded)); found != "" {
+			link = found // the newest wins
+		}
+	}
+	if link == "" {
+		t.Fatalf("no %s link in the mail to %s (%d mails caught)", path, rcpt, len(mc.caught()))
+	}
+	return link
+}
+
+// withMail points the instance's SMTP at mc and runs its background jobs
+// (the mail queues) for the test.
+func withMail(mc *mailCatcher) func(*config.Config) {
+	return func(c *config.Config) {
+		c.SMTP.Host, c.SMTP.Port, c.SMTP.TLS = "127.0.0.1", mc.port, config.SMTPNoTLS
+		c.SMTP.From = "Portcullis <noreply@example.com>"
+	}
+}
+
+func runBackground(t *testing.T, in *instance) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); in.srv.Background(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// require_email_verification: an account whose address is unverified
+// proves its password and is stopped there, told where the link went;
+// the mail arrives over SMTP, the link confirms the address, and the
+// sign-in then goes through. Sign-ins cannot make it mail more than three
+// links an hour.
+func TestUnverifiedAccountIsMailedALinkAtSignIn(t *testing.T) {
+	mc := startMailCatcher(t)
+	in := start(t, storagetest.SQLiteURL(t), &testClock{}, withMail(mc), func(c *config.Config) {
+		c.Registration.RequireEmailVerification = true
+	})
+	runBackground(t, in)
+	f := fixtureOn(t, in, true)
+	f.createUser(authn.UserSpec{Username: "erin", Password: alicePass, Email: "erin@example.com"})
+	authURL := f.conf.AuthCodeURL("state-unverified-1")
+
+	b := f.browser()
+	_, body := b.postLogin(authURL, "erin", alicePass)
+	if !strings.Contains(body, "Confirm your email address to finish signing in") || !strings.Contains(body, "e•••@example.com") {
+		t.Fatalf("sign-in of an unverified account: %s", body)
+	}
+	// A wrong password learns nothing of the sort.
+	if _, body := b.postLogin(authURL, "erin", "not her password"); !strings.Contains(body, "Invalid username or password.") {
+		t.Errorf("wrong password of an unverified account: %s", body)
+	}
+	link := mailedLink(t, in, mc, "erin@example.com", authn.VerifyEmailPath)
+	resp, page := b.get(link)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", link, resp.StatusCode)
+	}
+	if resp, body := b.postForm(in.issuer+authn.VerifyEmailPath, hiddenFields(page)); resp.StatusCode != http.StatusOK || !strings.Contains(body, "confirmed") {
+		t.Fatalf("confirming the address: %d %s", resp.StatusCode, body)
+	}
+	loc := b.signIn(authURL, "erin", alicePass, "")
+	if loc.Query().Get("code") == "" {
+		t.Errorf("sign-in after verifying: redirected to %s", loc)
+	}
+	if n := len(auditEvents(t, in, audit.TypeEmailVerified, "")); n != 1 {
+		t.Errorf("%d email.verified events, want 1", n)
+	}
+
+	// Three mails an hour, whatever the number of sign-ins.
+	f.createUser(authn.UserSpec{Username: "frank", Password: alicePass, Email: "frank@example.com"})
+	var last string
+	for range 5 {
+		_, last = f.browser().postLogin(authURL, "frank", alicePass)
+	}
+	if !strings.Contains(last, "already sent you a link several times") {
+		t.Errorf("the fifth sign-in of an unverified account: %s", last)
+	}
+	mailedLink(t, in, mc, "frank@example.com", authn.VerifyEmailPath)
+	sent := 0
+	for _, m := range mc.caught() {
+		if slices.Contains(m.to, "frank@example.com") {
+			sent++
+		}
+	}
+	if sent != 3 {
+		t.Errorf("%d verification mails to frank, want 3", sent)
+	}
+}
+
+// force_reset_if_invalid "email": a password that no longer meets the
+// policy signs in to nothing; a reset link is mailed instead, and the
+// password it sets signs in.
+func TestInvalidPasswordIsResetByMail(t *testing.T) {
+	mc := startMailCatcher(t)
+	in := start(t, storagetest.SQLiteURL(t), &testClock{}, withMail(mc))
+	runBackground(t, in)
+	f := fixtureOn(t, in, true)
+	f.admin().patch("/admin/policies", `{"password":{"min_length":30,"force_reset_if_invalid":"email"}}`)
+	authURL := f.conf.AuthCodeURL("state-reset-mail-1")
+	b := f.browser()
+	if _, body := b.postLogin(authURL, "alice", alicePass); !strings.Contains(body, "We have sent a link to a•••@example.com") {
+		t.Fatalf("sign-in with a password the policy now refuses: %s", body)
+	}
+	link := mailedLink(t, in, mc, "alice@example.com", authn.ResetPasswordPath)
+	_, page := b.get(link)
+	const newPass = "a passphrase long enough for thirty"
+	form := hiddenFields(page)
+	form.Set("password", newPass)
+	form.Set("new_password", newPass)
+	form.Set("confirm_password", newPass)
+	if resp, body := b.postForm(in.issuer+authn.ResetPasswordPath, form); resp.StatusCode != http.StatusOK {
+		t.Fatalf("reset with the mailed link: %d %s", resp.StatusCode, body)
+	}
+	if loc := b.signIn(authURL, "alice", newPass, ""); loc.Query().Get("code") == "" {
+		t.Errorf("sign-in with the new password: redirected to %s", loc)
 	}
 }

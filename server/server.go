@@ -323,6 +323,23 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	password := authn.NewPasswordHandler(pipeline, sessions, s.accounts, csrf, tmpl, s.logger)
 	mux.Handle("GET "+authn.PasswordPath, password)
 	mux.Handle("POST "+authn.PasswordPath, password)
+	// Self-service account pages: registration, and where mailed links lead.
+	accountPages := authn.PageConfig{Flows: flows, CSRF: csrf, Pages: tmpl, Captcha: s.captcha, Policies: s.policies.For, Logger: s.logger}
+	register := authn.NewRegister(authn.RegisterConfig{Accounts: s.accounts, Links: s.links, Budget: s.store, Users: s.store,
+		Policies: s.policies.For, Recorder: rec, Logger: s.logger, Now: s.now})
+	recovery := authn.NewRecovery(authn.RecoveryConfig{Accounts: s.accounts, Links: s.links, Users: s.store, Budget: s.store,
+		Recorder: rec, Logger: s.logger})
+	for path, h := range map[string]http.Handler{
+		authn.RegisterPath:      authn.NewRegisterHandler(register, accountPages),
+		authn.ForgotPath:        authn.NewForgotHandler(recovery, accountPages),
+		authn.ResetPasswordPath: authn.NewResetHandler(recovery, authn.LinkReset, accountPages),
+		authn.ActivatePath:      authn.NewResetHandler(recovery, authn.LinkActivation, accountPages),
+		authn.VerifyEmailPath:   authn.NewVerifyEmailHandler(recovery, accountPages),
+	} {
+		mux.Handle("GET "+path, h)
+		mux.Handle("POST "+path, h)
+	}
+	mux.Handle("POST "+authn.RegistrationsAPIPath, authn.NewRegistrationAPI(register, s.logger))
 	mux.Handle("GET /static/", tmpl.Static())
 	mux.Handle("GET /favicon.ico", tmpl.Favicon())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -333,7 +350,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		tmpl.Render(w, http.StatusOK, "index.html", page)
 	})
 	mux.Handle("/admin/", admin.New(admin.Config{Store: s.store, Tokens: s.provider, Hasher: hasher, Logger: s.logger, Audit: rec,
-		Policies: s.policies, Sessions: s.store, Accounts: s.accounts, Keys: keys}))
+		Policies: s.policies, Sessions: s.store, Accounts: s.accounts, Keys: keys, Links: s.links}))
 	mux.HandleFunc("GET /health/alive", func(w http.ResponseWriter, r *http.Request) {
 		writeHealth(w, http.StatusOK, "ok")
 	})
@@ -507,6 +524,10 @@ func (s *Server) notifyLock(_ context.Context, n authn.LockNotice) {
 
 // LockMail sends the instance's lockout notices.
 func (s *Server) LockMail() *notify.Lockouts { return s.lockMail }
+
+// AccountMail sends the instance's account link mails (verification,
+// activation, reset).
+func (s *Server) AccountMail() *notify.AccountMails { return s.accountMail }
 
 // Close releases the database.
 func (s *Server) Close() error { return s.store.Close() }

@@ -26,7 +26,7 @@ import (
 	"strings"
 )
 
-//go:embed layout.html login.html consent.html error.html logged_out.html logout_confirm.html index.html password.html
+//go:embed layout.html login.html consent.html error.html logged_out.html logout_confirm.html index.html password.html register.html verify_email.html forgot_password.html reset_password.html notice.html
 var pageFS embed.FS
 
 //go:embed static
@@ -47,17 +47,15 @@ type App struct {
 
 // LoginPage is the data of "login.html". App is nil when the sign-in is
 // for no known application, and the page then just says "Sign in".
-// RecoveryURL, when set, is offered as "Forgot your password?".
 type LoginPage struct {
 	Error    string
 	Username string
 	// Flow is the id of the login flow the form signs in to.
-	Flow        string
-	CSRFToken   string
-	App         *App
-	RecoveryURL string
+	Flow      string
+	CSRFToken string
+	App       *App
 	// ForgotURL and RegisterURL, when set, are offered as "Forgot your
-	// password?" (in place of RecoveryURL) and "Create an account".
+	// password?" and "Create an account".
 	ForgotURL   string
 	RegisterURL string
 	// Captcha, when set, asks for a captcha answer beside the password.

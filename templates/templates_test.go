@@ -69,7 +69,7 @@ func TestRenderPages(t *testing.T) {
 					PolicyURI: "https://notes.example/privacy",
 					TosURI:    "https://notes.example/terms",
 				},
-				RecoveryURL: "/account/recover",
+				ForgotURL: "/account/recover",
 			},
 			want: []string{
 				`<title>Sign in to Notes &amp; &#34;Co&#34; &lt;b&gt; · Portcullis</title>`,

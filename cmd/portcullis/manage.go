@@ -344,7 +344,11 @@ func (a *app) usersCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return a.printJSON(admin.NewUserView(u))
+				reg, err := a.globalRegistration(cmd.Context(), cfg, store, trail)
+				if err != nil {
+					return err
+				}
+				return a.printJSON(admin.NewUserView(u, reg, time.Now()))
 			})
 		},
 	}
@@ -362,7 +366,12 @@ func (a *app) usersCmd() *cobra.Command {
 		Short: "List users as JSON",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withStore(cmd.Context(), func(_ *config.Config, store *storage.Store, _ *audit.Recorder) error {
+			return a.withStore(cmd.Context(), func(cfg *config.Config, store *storage.Store, trail *audit.Recorder) error {
+				reg, err := a.globalRegistration(cmd.Context(), cfg, store, trail)
+				if err != nil {
+					return err
+				}
+				now := time.Now()
 				out := []admin.UserView{}
 				after := ""
 				for {
@@ -371,7 +380,7 @@ func (a *app) usersCmd() *cobra.Command {
 						return err
 					}
 					for i := range page {
-						out = append(out, admin.NewUserView(&page[i]))
+						out = append(out, admin.NewUserView(&page[i], reg, now))
 					}
 					if len(page) < 500 {
 						return a.printJSON(out)
@@ -381,7 +390,7 @@ func (a *app) usersCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, list, a.usersLockoutCmd(), a.usersUnlockCmd())
+	cmd.AddCommand(create, list, a.usersLockoutCmd(), a.usersUnlockCmd(), a.usersExpireCmd(), a.usersResetPasswordCmd())
 	return cmd
 }
 

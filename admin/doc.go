@@ -16,7 +16,8 @@
 // (authn.Accounts), through which user creation, password resets and ending
 // everything of a user go; the handlers here record the rest. Routes whose
 // dependency (Config.Policies, Sessions, Accounts, Keys) is missing are not
-// served.
+// served; the account link routes (activation, password reset) are always
+// served and answer 503 mail_unavailable when no mail can be sent.
 //
 // Text no database can store, a NUL (in JSON also the escape \u0000) or
 // invalid UTF-8, is refused with 400 naming the field before any handler

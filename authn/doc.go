@@ -51,7 +51,13 @@
 //
 // Routes: GET /login?flow=ID and POST /login (NewLoginHandler; GET /login
 // without a flow starts one returning to return_to), GET and POST
-// /account/password (NewPasswordHandler). The server mounts the handlers;
+// /login/password (NewForcedChangeHandler: the change a sign-in demands),
+// /account/password (NewPasswordHandler), /register and POST
+// /api/registrations (NewRegisterHandler, NewRegistrationAPI),
+// /forgot-password (NewForgotHandler), /reset-password and /activate
+// (NewResetHandler), /verify-email (NewVerifyEmailHandler). Account links
+// (Links) are single-use, stored hashed, and mailed through the
+// LinkMailer the server gives. The server mounts the handlers;
 // the client address and device of an attempt, a session and their events
 // are the request's (package reqinfo), which the server's middleware fills.
 // POST /login honours a device_id form parameter, as the token endpoint

@@ -57,7 +57,7 @@ const goodPassword = "Correct horse battery 9"
 func newSelfServiceEnv(t *testing.T, mail bool, edit func(*policies.Policy)) *selfServiceEnv {
 	t.Helper()
 	e := &selfServiceEnv{clock: newClock(), policy: policies.Defaults()}
-	e.policy.Registration.Enabled = true
+	e.policy.Registration.Enabled, e.policy.Registration.RequireEmailVerification = true, true
 	if edit != nil {
 		edit(&e.policy)
 	}

@@ -184,7 +184,7 @@ func TestCanonical(t *testing.T) {
 		`"ip":{"max_failures":50,"window":"10m","block_for":"15m"},"notify_user":false,"notify_admin":false},` +
 		`"ip":{"mode":"off","allow":[],"block":[],"apply_to":[]},` +
 		`"captcha":{"provider":"builtin","site_key":"","verify_url":"","min_score":0.5,"show_on":["login"],"when":"after_failures"},` +
-		`"registration":{"enabled":false,"rate_limit":{"max":5,"period":"1h"},"require_email_verification":true,` +
+		`"registration":{"enabled":false,"rate_limit":{"max":5,"period":"1h"},"require_email_verification":false,` +
 		`"activation_link_ttl":"24h","reset_link_ttl":"1h","account_expire_days":0}}`
 	if got := string(Defaults().Canonical()); got != want {
 		t.Errorf("Canonical() =\n%s\nwant\n%s", got, want)

@@ -39,7 +39,9 @@ func viaCatcher(mc *mailCatcher) func(*config.Config) {
 	}
 }
 
-func withRegistration(c *config.Config) { c.Registration.Enabled = true }
+func withRegistration(c *config.Config) {
+	c.Registration.Enabled, c.Registration.RequireEmailVerification = true, true
+}
 
 // lifecycleBackground runs the instance's background work (the mail queue among
 // it) until the test ends.

@@ -472,20 +472,17 @@ func (s *Server) Keys() *oauth.KeyManager { return s.keys }
 // setUpMail builds what sends lockout notices: with no [smtp] host the
 // notices are dropped unsent (the lock itself is audited regardless).
 func (s *Server) setUpMail(cfg *config.Config) error {
+	// An interface holding a nil *Mailer is not nil: mail off must stay nil.
 	var mailer notify.Sender
-	if cfg.SMTP.Enabled() {
-		m, err := notify.NewMailer(notify.Config{
-			Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, From: cfg.SMTP.From, TLS: notify.TLSMode(cfg.SMTP.TLS),
-			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, Timeout: cfg.SMTP.Timeout.Duration, Now: s.now,
-		})
-		if err != nil {
-			return fmt.Errorf("smtp: %w", err)
-		}
+	m, err := NewMailer(cfg, s.now)
+	if err != nil {
+		return err
+	}
+	if m != nil {
 		mailer = m
 	}
 	s.lockMail = notify.NewLockouts(notify.LockoutsConfig{Mailer: mailer, Issuer: cfg.Server.Issuer,
 		AdminAddress: cfg.SMTP.AdminAddress, Logger: s.logger, Now: s.now})
-	var err error
 	s.accountMail, err = notify.NewAccountMails(notify.AccountMailsConfig{Mailer: mailer, Issuer: cfg.Server.Issuer,
 		Logger: s.logger, Now: s.now})
 	if err != nil {
@@ -493,10 +490,7 @@ func (s *Server) setUpMail(cfg *config.Config) error {
 	}
 	var queue authn.LinkMailer
 	if mailer != nil {
-		queue = func(m authn.LinkMail) bool {
-			return s.accountMail.Enqueue(notify.AccountMail{Kind: m.Kind, To: m.To, UserID: m.UserID,
-				Username: m.Username, Link: m.Link, ExpiresIn: m.ExpiresIn})
-		}
+		queue = LinkQueue(s.accountMail)
 	}
 	s.links = authn.NewLinks(authn.LinksConfig{Store: s.store, Mail: queue, Issuer: cfg.Server.Issuer,
 		Policies: s.policies.For, Recorder: s.audit, Now: s.now})

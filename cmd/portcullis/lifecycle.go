@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis/portcullis/notify"
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/policystore"
+	"github.com/portcullis/portcullis/server"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -135,14 +136,11 @@ type linkMail struct {
 func (a *app) startLinkMail(cfg *config.Config, store *storage.Store, trail *audit.Recorder, engine *policystore.Engine) (*authn.Links, *linkMail, error) {
 	lm := &linkMail{}
 	var queue authn.LinkMailer
-	if cfg.SMTP.Enabled() {
-		mailer, err := notify.NewMailer(notify.Config{
-			Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, From: cfg.SMTP.From, TLS: notify.TLSMode(cfg.SMTP.TLS),
-			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, Timeout: cfg.SMTP.Timeout.Duration,
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("smtp: %w", err)
-		}
+	mailer, err := server.NewMailer(cfg, time.Now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if mailer != nil {
 		lm.mails, err = notify.NewAccountMails(notify.AccountMailsConfig{
 			Mailer: mailer, Issuer: cfg.Server.Issuer, Logger: newLogger(a.stderr, cfg.Log),
 			RetryDelays: []time.Duration{}, ShutdownWait: time.Second,
@@ -154,10 +152,7 @@ func (a *app) startLinkMail(cfg *config.Config, store *storage.Store, trail *aud
 		ctx, lm.stop = context.WithCancel(context.Background())
 		lm.done = make(chan struct{})
 		go func() { defer close(lm.done); lm.mails.Run(ctx) }()
-		queue = func(m authn.LinkMail) bool {
-			return lm.mails.Enqueue(notify.AccountMail{Kind: m.Kind, To: m.To, UserID: m.UserID,
-				Username: m.Username, Link: m.Link, ExpiresIn: m.ExpiresIn})
-		}
+		queue = server.LinkQueue(lm.mails)
 	}
 	links := authn.NewLinks(authn.LinksConfig{Store: store, Mail: queue, Issuer: cfg.Server.Issuer,
 		Policies: engine.For, Recorder: trail})

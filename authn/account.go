@@ -157,11 +157,7 @@ func (h *passwordHandler) submit(w http.ResponseWriter, r *http.Request) {
 	if fe, ok := fielderr.As(err); ok {
 		// An embedder's rule refused it (the policy's passed above), or
 		// the policy changed in between.
-		messages := make([]string, len(fe.Fields))
-		for i, f := range fe.Fields {
-			messages[i] = f.Message
-		}
-		h.show(w, r, id, newPasswordSentence(messages))
+		h.show(w, r, id, fieldSentence(fe))
 		return
 	}
 	if err != nil {
@@ -209,6 +205,15 @@ func newPasswordProblem(p policies.Password, u *storage.User, current, next, con
 		return msgSameAsCurrent
 	}
 	return ""
+}
+
+// fieldSentence is newPasswordSentence of every problem in fe.
+func fieldSentence(fe *fielderr.Error) string {
+	messages := make([]string, len(fe.Fields))
+	for i, f := range fe.Fields {
+		messages[i] = f.Message
+	}
+	return newPasswordSentence(messages)
 }
 
 // newPasswordSentence joins the problems of a new password into one

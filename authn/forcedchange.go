@@ -31,6 +31,7 @@ type UserReader interface {
 }
 
 type forcedChangeHandler struct {
+	pipeline *Pipeline
 	flows    *Flows
 	sessions *Sessions
 	accounts *Accounts
@@ -48,7 +49,7 @@ type forcedChangeHandler struct {
 // again) and completes the sign-in where it was going. The flow holds the
 // proof, so the current password is not asked again; a flow that has not
 // reached this step is sent back to the sign-in form.
-func NewForcedChangeHandler(flows *Flows, s *Sessions, accounts *Accounts, users UserReader, csrf *CSRF, r *templates.Renderer,
+func NewForcedChangeHandler(p *Pipeline, flows *Flows, s *Sessions, accounts *Accounts, users UserReader, csrf *CSRF, r *templates.Renderer,
 	policySource PolicySource, now func() time.Time, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
@@ -56,7 +57,7 @@ func NewForcedChangeHandler(flows *Flows, s *Sessions, accounts *Accounts, users
 	if now == nil {
 		now = time.Now
 	}
-	return &forcedChangeHandler{flows: flows, sessions: s, accounts: accounts, users: users, csrf: csrf, pages: r,
+	return &forcedChangeHandler{pipeline: p, flows: flows, sessions: s, accounts: accounts, users: users, csrf: csrf, pages: r,
 		policies: policySource, now: now, logger: logger}
 }
 
@@ -133,6 +134,15 @@ func (h *forcedChangeHandler) submit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The account's standing may have changed since the password was
+	// proven: what a sign-in refuses, this step refuses too.
+	if d, err := h.pipeline.Standing(ctx, u, fl.ClientID); err != nil {
+		h.internalError(w, r, err)
+		return
+	} else if d.Verdict == Deny {
+		showError(h.pages, w, http.StatusForbidden, "You cannot sign in right now", FailureMessage(d))
+		return
+	}
 	next := r.PostFormValue("new_password")
 	if msg := newPasswordProblem(h.accounts.PasswordPolicy(), u, "", next, r.PostFormValue("confirm_password")); msg != "" {
 		h.show(w, r, fl, u, msg)
@@ -140,11 +150,7 @@ func (h *forcedChangeHandler) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	_, err := h.accounts.ForcedChange(ctx, u.ID, next)
 	if fe, ok := fielderr.As(err); ok {
-		messages := make([]string, len(fe.Fields))
-		for i, f := range fe.Fields {
-			messages[i] = f.Message
-		}
-		h.show(w, r, fl, u, newPasswordSentence(messages))
+		h.show(w, r, fl, u, fieldSentence(fe))
 		return
 	}
 	if err != nil {

@@ -167,13 +167,12 @@ const (
 // security policy is widened for this page only, by what the captcha needs
 // (data: audio for the built-in one, the provider's origins otherwise).
 func (h *loginHandler) showCaptcha(w http.ResponseWriter, r *http.Request, fl *storage.LoginFlow, page templates.LoginPage, captchaError string) {
-	widget, err := h.captcha.Widget(r.Context(), h.captchaPolicy(fl), policies.CaptchaOnLogin)
+	widget, err := drawCaptcha(r.Context(), w, h.captcha, h.captchaPolicy(fl), policies.CaptchaOnLogin, captchaError)
 	if err != nil {
 		h.internalError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Security-Policy", widget.ContentSecurityPolicy(w.Header().Get("Content-Security-Policy")))
-	page.Captcha = widget.Template(captchaError)
+	page.Captcha = widget
 	h.show(w, r, http.StatusOK, fl, page)
 }
 
@@ -183,16 +182,7 @@ func (h *loginHandler) checkCaptcha(r *http.Request, fl *storage.LoginFlow) (sol
 	if h.captcha == nil {
 		return false, false, nil
 	}
-	for _, f := range []string{captcha.FieldAnswer, captcha.FieldChallengeID, captcha.FieldRecaptcha, captcha.FieldHCaptcha, captcha.FieldTurnstile} {
-		if r.PostFormValue(f) != "" {
-			answered = true
-		}
-	}
-	if !answered {
-		return false, false, nil
-	}
-	solved, err = h.captcha.Verify(r.Context(), h.captchaPolicy(fl), policies.CaptchaOnLogin, r.PostForm, reqinfo.From(r.Context()).IPString())
-	return solved, true, err
+	return solveCaptcha(r, h.captcha, h.captchaPolicy(fl), policies.CaptchaOnLogin)
 }
 
 // show renders the form of flow fl. The application is looked up on every

@@ -312,6 +312,27 @@ func (p *Pipeline) PasswordLogin(ctx context.Context, a Attempt) (Outcome, error
 	return out, nil
 }
 
+// Standing runs the account gates again for u, whose credential was
+// proven earlier in a flow that has not finished yet (a password change
+// it demanded, later a second factor): a lock, disablement or expiry that
+// came meanwhile refuses it. Nothing is counted or recorded; the decision
+// is Proceed or a Deny to tell as FailureMessage says.
+func (p *Pipeline) Standing(ctx context.Context, u *storage.User, clientID string) (Decision, error) {
+	info := reqinfo.From(ctx)
+	c := &Check{Attempt: Attempt{ClientID: clientID, IP: info.IPString(), DeviceID: info.DeviceID, UserID: u.ID},
+		User: u, Policy: p.policies(clientID), Global: p.policies(""), Now: p.now()}
+	if d := p.accountGates(c); d.Verdict == Deny {
+		return d, nil
+	}
+	if p.lockout != nil {
+		d, err := p.lockout.accountGate(ctx, c)
+		if err != nil || d.Verdict == Deny {
+			return d, err
+		}
+	}
+	return Proceed(), nil
+}
+
 // decide runs the gates and the verification and returns the verdict.
 func (p *Pipeline) decide(ctx context.Context, c *Check) (Decision, error) {
 	if p.lockout != nil {

@@ -246,7 +246,7 @@ func (h *forgotHandler) show(w http.ResponseWriter, r *http.Request, fl *storage
 		page.Flow = fl.ID
 	}
 	if captchaOn(h.pc, clientOf(fl), policies.CaptchaOnPasswordReset) {
-		widget, err := drawCaptcha(r.Context(), w, h.pc, clientOf(fl), policies.CaptchaOnPasswordReset, captchaError)
+		widget, err := drawCaptcha(r.Context(), w, h.pc.Captcha, h.pc.Policies(clientOf(fl)).Captcha, policies.CaptchaOnPasswordReset, captchaError)
 		if err != nil {
 			h.internalError(w, r, err)
 			return
@@ -267,17 +267,13 @@ func (h *forgotHandler) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	identifier := r.PostFormValue("identifier")
 	if captchaOn(h.pc, clientOf(fl), policies.CaptchaOnPasswordReset) {
-		solved, answered, err := solveCaptcha(r, h.pc, clientOf(fl), policies.CaptchaOnPasswordReset)
+		// Judged before any account is looked up: it tells nothing.
+		msg, err := formCaptcha(r, h.pc, clientOf(fl), policies.CaptchaOnPasswordReset)
 		if err != nil {
 			h.internalError(w, r, err)
 			return
 		}
-		if !solved {
-			// Judged before any account is looked up: it tells nothing.
-			msg := msgFormCaptchaMissing
-			if answered {
-				msg = captchaWrongMessage
-			}
+		if msg != "" {
 			h.show(w, r, fl, templates.ForgotPasswordPage{Identifier: identifier}, msg)
 			return
 		}

@@ -396,7 +396,7 @@ func (h *registerHandler) show(w http.ResponseWriter, r *http.Request, fl *stora
 		page.Flow = fl.ID
 	}
 	if h.captchaShown(fl) {
-		widget, err := drawCaptcha(r.Context(), w, h.pc, clientOf(fl), policies.CaptchaOnRegistration, captchaError)
+		widget, err := drawCaptcha(r.Context(), w, h.pc.Captcha, h.pc.Policies(clientOf(fl)).Captcha, policies.CaptchaOnRegistration, captchaError)
 		if err != nil {
 			h.internalError(w, r, err)
 			return
@@ -426,16 +426,12 @@ func (h *registerHandler) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	typed := templates.RegisterPage{Username: r.PostFormValue("username"), Email: r.PostFormValue("email")}
 	if h.captchaShown(fl) {
-		solved, answered, err := solveCaptcha(r, h.pc, clientID, policies.CaptchaOnRegistration)
+		msg, err := formCaptcha(r, h.pc, clientID, policies.CaptchaOnRegistration)
 		if err != nil {
 			h.internalError(w, r, err)
 			return
 		}
-		if !solved {
-			msg := msgFormCaptchaMissing
-			if answered {
-				msg = captchaWrongMessage
-			}
+		if msg != "" {
 			h.show(w, r, fl, typed, msg)
 			return
 		}
@@ -747,11 +743,10 @@ func captchaOn(pc PageConfig, clientID, page string) bool {
 	return pc.Captcha != nil && pc.Policies != nil && pc.Policies(clientID).Captcha.Shows(page, true)
 }
 
-// drawCaptcha makes the captcha of page for clientID's policy, widening
-// the response's content security policy by what it needs, for this page
-// only.
-func drawCaptcha(ctx context.Context, w http.ResponseWriter, pc PageConfig, clientID, page, errMsg string) (*templates.CaptchaWidget, error) {
-	widget, err := pc.Captcha.Widget(ctx, pc.Policies(clientID).Captcha, page)
+// drawCaptcha makes the captcha of page under pol, widening the response's
+// content security policy by what it needs, for this page only.
+func drawCaptcha(ctx context.Context, w http.ResponseWriter, c CaptchaChecker, pol policies.Captcha, page, errMsg string) (*templates.CaptchaWidget, error) {
+	widget, err := c.Widget(ctx, pol, page)
 	if err != nil {
 		return nil, fmt.Errorf("draw %s captcha: %w", page, err)
 	}
@@ -759,9 +754,9 @@ func drawCaptcha(ctx context.Context, w http.ResponseWriter, pc PageConfig, clie
 	return widget.Template(errMsg), nil
 }
 
-// solveCaptcha judges the captcha answer of a posted form: solved says it
-// was right, answered that there was one.
-func solveCaptcha(r *http.Request, pc PageConfig, clientID, page string) (solved, answered bool, err error) {
+// solveCaptcha judges the captcha answer of a posted form under pol:
+// solved says it was right, answered that there was one.
+func solveCaptcha(r *http.Request, c CaptchaChecker, pol policies.Captcha, page string) (solved, answered bool, err error) {
 	for _, f := range []string{captcha.FieldAnswer, captcha.FieldChallengeID, captcha.FieldRecaptcha, captcha.FieldHCaptcha, captcha.FieldTurnstile} {
 		if r.PostFormValue(f) != "" {
 			answered = true
@@ -770,9 +765,26 @@ func solveCaptcha(r *http.Request, pc PageConfig, clientID, page string) (solved
 	if !answered {
 		return false, false, nil
 	}
-	solved, err = pc.Captcha.Verify(r.Context(), pc.Policies(clientID).Captcha, page, r.PostForm, reqinfo.From(r.Context()).IPString())
+	solved, err = c.Verify(r.Context(), pol, page, r.PostForm, reqinfo.From(r.Context()).IPString())
 	if err != nil {
 		return false, true, fmt.Errorf("check %s captcha: %w", page, err)
 	}
 	return solved, true, nil
+}
+
+// formCaptcha judges the captcha of a self-service form (registration,
+// forgotten password), shown on every attempt its page is listed for: ""
+// when it was solved, else what to tell the person.
+func formCaptcha(r *http.Request, pc PageConfig, clientID, page string) (string, error) {
+	solved, answered, err := solveCaptcha(r, pc.Captcha, pc.Policies(clientID).Captcha, page)
+	switch {
+	case err != nil:
+		return "", err
+	case solved:
+		return "", nil
+	case answered:
+		return captchaWrongMessage, nil
+	default:
+		return msgFormCaptchaMissing, nil
+	}
 }

@@ -132,6 +132,18 @@ func TestForcedChangeWhenThePolicyTightens(t *testing.T) {
 	form = hiddenFields(page)
 	form.Set("new_password", newPass)
 	form.Set("confirm_password", newPass)
+	// An account that expired since its password was proven cannot finish
+	// the sign-in through this step either.
+	past := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	if status, body := adm.do(http.MethodPut, "/admin/users/"+f.userID+"/expiry", "application/json", `{"expires_at":"`+past+`"}`); status != http.StatusOK {
+		t.Fatalf("set expiry: %d %s", status, body)
+	}
+	if resp, body := b.postForm(f.issuer+authn.ForcedChangePath, form); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Invalid username or password.") {
+		t.Errorf("the change step of an account expired meanwhile: %d %s", resp.StatusCode, body)
+	}
+	if status, body := adm.do(http.MethodPut, "/admin/users/"+f.userID+"/expiry", "application/json", `{"expires_at":null}`); status != http.StatusOK {
+		t.Fatalf("clear expiry: %d %s", status, body)
+	}
 	resp, body = b.postForm(f.issuer+authn.ForcedChangePath, form)
 	if !strings.Contains(body, `name="consent"`) {
 		t.Fatalf("after the change: %d at %s, want the consent page: %s", resp.StatusCode, resp.Request.URL, body)

@@ -317,7 +317,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		authn.WithLinks(s.links, s.store, s.policies.For))
 	mux.Handle("GET /login", login)
 	mux.Handle("POST /login", login)
-	forced := authn.NewForcedChangeHandler(flows, sessions, s.accounts, s.store, csrf, tmpl, s.policies.For, s.now, s.logger)
+	forced := authn.NewForcedChangeHandler(pipeline, flows, sessions, s.accounts, s.store, csrf, tmpl, s.policies.For, s.now, s.logger)
 	mux.Handle("GET "+authn.ForcedChangePath, forced)
 	mux.Handle("POST "+authn.ForcedChangePath, forced)
 	password := authn.NewPasswordHandler(pipeline, sessions, s.accounts, csrf, tmpl, s.logger)

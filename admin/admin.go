@@ -89,6 +89,10 @@ type Config struct {
 	// database as Store, whose transactions it joins. Nil, or one that
 	// cannot mail, answers those requests as mail being unavailable.
 	Links LinkSender
+	// MFA lists, removes and resets the second factors of accounts
+	// (/admin/users/{id}/mfa) and, with a Store that counts them, serves
+	// GET /admin/mfa/stats. Nil leaves those routes out.
+	MFA MFAService
 }
 
 // PolicyEngine is the policy engine as the admin API uses it;
@@ -168,6 +172,7 @@ type handler struct {
 	accounts AccountService
 	keys     KeyRotator
 	links    LinkSender
+	mfa      MFAService
 	now      func() time.Time
 	mux      *http.ServeMux
 	// ipRules parses the global IP rules once per change for checkAddress.
@@ -192,6 +197,7 @@ func New(cfg Config) http.Handler {
 		accounts: cfg.Accounts,
 		keys:     cfg.Keys,
 		links:    cfg.Links,
+		mfa:      cfg.MFA,
 		now:      time.Now,
 		mux:      http.NewServeMux(),
 	}
@@ -241,6 +247,10 @@ func (h *handler) routes() []route {
 		{pattern: "PUT /admin/users/{id}/expiry", handle: servedIf(h.lifecycle() != nil && h.accounts != nil, h.setExpiry)},
 		{pattern: "POST /admin/users/{id}/password-reset", handle: servedIf(h.lifecycle() != nil, h.requirePasswordReset)},
 		{pattern: "POST /admin/users/{id}/activation", handle: h.sendActivation},
+		{pattern: "GET /admin/users/{id}/mfa", handle: servedIf(h.mfa != nil, h.getUserMFA)},
+		{pattern: "DELETE /admin/users/{id}/mfa", handle: servedIf(h.mfa != nil, h.resetUserMFA)},
+		{pattern: "DELETE /admin/users/{id}/mfa/{factor_id}", handle: servedIf(h.mfa != nil, h.deleteUserFactor)},
+		{pattern: "GET /admin/mfa/stats", handle: servedIf(h.mfa != nil, h.mfaStats)},
 	}
 }
 

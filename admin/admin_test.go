@@ -116,9 +116,11 @@ func newEnvWith(t *testing.T, s Store, store *storage.Store) *testEnv {
 		cfg.Accounts = authn.NewAccounts(authn.AccountsConfig{
 			Store: store, Sessions: store, Hasher: cfg.Hasher, Recorder: trail, Policies: e.policies.For,
 		})
+		cfg.MFA = authn.NewSecondFactors(store, nil, "Portcullis", trail, logger, time.Now)
 	} else {
 		cfg.Policies, cfg.Keys, cfg.Sessions = brokenPolicies{}, brokenKeys{}, brokenStore{}
 		cfg.Accounts = authn.NewAccounts(authn.AccountsConfig{Store: brokenStore{}, Sessions: brokenStore{}, Hasher: cfg.Hasher, Recorder: trail})
+		cfg.MFA = brokenMFA{}
 	}
 	e.handler = New(cfg)
 	return e

@@ -200,6 +200,10 @@ func protectedCalls() []apiCall {
 		{method: "PUT", path: "/admin/users/" + sessionUserID + "/expiry", body: `{"expires_at":"2099-01-01T00:00:00Z"}`, status: 200},
 		{method: "POST", path: "/admin/users/" + sessionUserID + "/password-reset", body: `{"send_link":false}`, status: 200},
 		{method: "POST", path: "/admin/users/" + activationUserID + "/activation", status: 200},
+		{method: "GET", path: "/admin/users/" + sessionUserID + "/mfa", status: 200},
+		{method: "GET", path: "/admin/mfa/stats", status: 200},
+		{method: "DELETE", path: "/admin/users/" + sessionUserID + "/mfa/" + seedFactorID, status: 204},
+		{method: "DELETE", path: "/admin/users/" + sessionUserID + "/mfa", status: 200},
 	}
 }
 
@@ -297,6 +301,7 @@ func apiCalls() []apiCall {
 	calls = append(calls, sessionCalls()...)
 	calls = append(calls, lockoutCalls()...)
 	calls = append(calls, lifecycleCalls()...)
+	calls = append(calls, mfaCalls()...)
 	for _, c := range protectedCalls() {
 		op := c.method + " " + c.path
 		refused := c
@@ -367,6 +372,7 @@ func seed(t *testing.T, store *storage.Store) {
 	createSession(t, store, seedSession, sessionUserID)
 	createToken(t, store, policyClient, sessionUserID, seedSession)
 	seedLockout(t, store, sessionUserID)
+	seedFactor(t, store, sessionUserID)
 }
 
 // requireBearer stands in for real authentication during request

@@ -51,6 +51,12 @@ const (
 	TypePasswordResetRequested = "password.reset_requested"
 	TypePasswordChangeRequired = "password.change_required" // an administrator's mark
 	TypeAccountExpiryChanged   = "account.expiry_changed"
+	// Second factors.
+	TypeMFAEnrolled         = "mfa.enrolled"
+	TypeMFARemoved          = "mfa.removed"
+	TypeMFAReset            = "mfa.reset" // every factor of the account, by an administrator
+	TypeMFARecoveryCodes    = "mfa.recovery_codes_generated"
+	TypeMFARecoveryCodeUsed = "mfa.recovery_code_used"
 )
 
 // Outcomes.

@@ -1,7 +1,7 @@
 // Package authn owns how a person proves who they are and how that proof is
-// remembered: the login pipeline every sign-in goes through (HTML form today;
-// the password grant, device verification, QR confirmation and MFA steps
-// later), browser sessions, CSRF protection for the HTML forms, the
+// remembered: the login pipeline every sign-in goes through (HTML form, the
+// password grant, second factors and passkeys; device verification and QR
+// confirmation later), browser sessions, CSRF protection for the HTML forms, the
 // accounts service, and the self-service password change.
 //
 // The accounts service (Accounts, accounts.go) is the one way a password is
@@ -42,6 +42,16 @@
 // judged under the flow's client, and the session records how it was
 // proven (amr, acr) for the ID token.
 //
+// Second factors (SecondFactors, mfa.go; the primitives are package mfa's)
+// are steps of the same pipeline: after the password and its rules, the
+// mfa policy of the flow's client may answer Challenge{second_factor} or
+// Challenge{mfa_enrollment}, which the flow keeps as its stage; the code or
+// passkey is then checked by Pipeline.SecondFactor through the same
+// network and account gates and counted by the same record phase as a
+// wrong password. Pipeline.Passwordless does the same for a discoverable
+// passkey alone. The session records second_factor_at, which the step-up
+// before removing a factor or making new recovery codes reads.
+//
 // Browser sessions follow the global session policy (policies.Session),
 // read afresh on every request so a change applies at once: cookie
 // lifetime, absolute and idle timeouts and invalidate_on_password_change;
@@ -55,7 +65,9 @@
 // /account/password (NewPasswordHandler), /register and POST
 // /api/registrations (NewRegisterHandler, NewRegistrationAPI),
 // /forgot-password (NewForgotHandler), /reset-password and /activate
-// (NewResetHandler), /verify-email (NewVerifyEmailHandler). Account links
+// (NewResetHandler), /verify-email (NewVerifyEmailHandler), /login/mfa and
+// /login/mfa/enroll (NewMFAPages), /account/mfa and the pages under it
+// (NewAccountMFA). Account links
 // (Links) are single-use, stored hashed, and mailed through the
 // LinkMailer the server gives. The server mounts the handlers;
 // the client address and device of an attempt, a session and their events
@@ -64,6 +76,6 @@
 // does.
 //
 // It must not import admin, server or cmd, which sit above it. It imports
-// policies and audit, templates (a leaf package of pages), reqinfo and
-// storage.
+// policies and audit, templates (a leaf package of pages), reqinfo, mfa
+// and storage.
 package authn

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/storage"
@@ -30,6 +31,7 @@ type FlowStore interface {
 	CompleteLoginFlow(ctx context.Context, id, userID string, amr []string, at time.Time) error
 	ResumeLoginFlow(ctx context.Context, id string, at time.Time) error
 	StageLoginFlow(ctx context.Context, id, userID, stage string) error
+	AdvanceLoginFlow(ctx context.Context, id, userID, from, to string) error
 }
 
 var _ FlowStore = (*storage.Store)(nil)
@@ -67,13 +69,18 @@ type FlowSpec struct {
 	ReturnTo string
 	// LoginHint prefills the username (OIDC login_hint).
 	LoginHint string
+	// stage and userID start a flow past the password, for a signed-in
+	// person stepping up.
+	stage, userID string
 }
 
 // Flows starts, finds and completes login flows.
 type Flows struct {
-	store  FlowStore
-	secure bool
-	now    func() time.Time
+	store    FlowStore
+	secure   bool
+	now      func() time.Time
+	factors  *SecondFactors
+	policies PolicySource
 }
 
 // NewFlows returns Flows. secure selects the __Host- cookie and its Secure
@@ -116,6 +123,8 @@ func (f *Flows) Start(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		LoginHint:      truncateUTF8(spec.LoginHint, maxLoggedUsername),
 		CreatedAt:      now,
 		ExpiresAt:      now.Add(FlowTTL),
+		Stage:          spec.stage,
+		UserID:         spec.userID,
 	}
 	if spec.Request != nil {
 		fl.Request = spec.Request.Encode()
@@ -169,6 +178,51 @@ func (f *Flows) stage(ctx context.Context, fl *storage.LoginFlow, userID, stage 
 	}
 	fl.Stage, fl.UserID = stage, userID
 	return nil
+}
+
+// advance moves fl, staged for its account, from its stage to the next
+// one (a password change done, a second factor next). Only one caller wins.
+func (f *Flows) advance(ctx context.Context, fl *storage.LoginFlow, to string) error {
+	err := f.store.AdvanceLoginFlow(ctx, fl.ID, fl.UserID, fl.Stage, to)
+	if errors.Is(err, storage.ErrAlreadyUsed) {
+		return ErrFlowUsed
+	}
+	if err != nil {
+		return fmt.Errorf("advance login flow: %w", err)
+	}
+	fl.Stage = to
+	return nil
+}
+
+// StartStepUp sends a signed-in person whose session is below the
+// assurance an authorization request asks for (acr_values) to a second
+// factor: a flow that starts at that step, for userID, which completes
+// with a new session at the higher level and resumes the request. ok is
+// false when the account has no second factor the client's policy
+// allows: acr_values are voluntary, so the request goes on as it is.
+func (f *Flows) StartStepUp(ctx context.Context, w http.ResponseWriter, r *http.Request, clientID string, request url.Values, userID string) (string, bool, error) {
+	if f.factors == nil {
+		return "", false, nil
+	}
+	fs, err := f.factors.confirmed(ctx, userID)
+	if err != nil {
+		return "", false, err
+	}
+	if len(f.policies(clientID).MFA.Usable(kinds(fs))) == 0 {
+		return "", false, nil
+	}
+	loginURL, err := f.Start(ctx, w, r, FlowSpec{ClientID: clientID, Request: request, stage: storage.FlowStageSecondFactor, userID: userID})
+	if err != nil {
+		return "", false, err
+	}
+	return strings.Replace(loginURL, "/login?", SecondFactorPath+"?", 1), true, nil
+}
+
+// WithSecondFactors lets StartStepUp ask for second factors under the
+// mfa policy of each client.
+func (f *Flows) WithSecondFactors(sf *SecondFactors, policies PolicySource) *Flows {
+	f.factors, f.policies = sf, policies
+	return f
 }
 
 // Resume takes back a completed flow from this browser, once, and returns

@@ -157,6 +157,21 @@ func (h *forcedChangeHandler) submit(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, r, err)
 		return
 	}
+	// The new password is in place; a second factor or an enrolment
+	// may still stand before the session.
+	after, err := h.pipeline.AfterPassword(ctx, u, fl.ClientID, wantsMFA(fl))
+	if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	if stage := challengeStage(after); stage != "" {
+		if err := h.flows.advance(ctx, fl, stage); err != nil {
+			h.flowError(w, r, err)
+			return
+		}
+		seeOther(w, stageURL(fl))
+		return
+	}
 	proof := Proof{ClientID: fl.ClientID, AMR: []string{AMRPassword}, ACR: policies.ACRPassword}
 	if err := h.flows.complete(ctx, fl, u.ID, proof.AMR); err != nil {
 		h.flowError(w, r, err)

@@ -125,7 +125,7 @@ func lockDevice(c *Check) string {
 // of failure the counters see: a refusal for another reason (a lock, a
 // disabled account, an IP rule, a step of the embedder) never is.
 func counts(reason string) bool {
-	return reason == ReasonBadPassword || reason == ReasonUnknownUser
+	return reason == ReasonBadPassword || reason == ReasonUnknownUser || reason == ReasonBadSecondFactor
 }
 
 // record counts the attempt, in the record transaction, and returns the
@@ -134,9 +134,12 @@ func counts(reason string) bool {
 // and answered with that lock. Events go with them.
 func (l *lockout) record(ctx context.Context, c *Check, out Outcome, events *[]audit.Event, notices *[]LockNotice) (Outcome, error) {
 	pol := c.Policy.Lockout
-	if out.OK || out.proven != nil {
+	if out.OK || (out.proven != nil && out.Decision.Challenge != ChallengeSecondFactor) {
 		// The right password, whatever still stands before a session (a
-		// password change): the counters start again.
+		// password change): the counters start again. Not while a second
+		// factor is due, though: the password alone would otherwise wipe
+		// the wrong codes, and an attacker who knows it could guess codes
+		// forever just below the threshold.
 		if c.lock.dirty {
 			if err := l.store.ClearLockout(ctx, c.User.ID, c.DeviceID); err != nil {
 				return out, fmt.Errorf("clear lockout of user %s: %w", c.User.ID, err)

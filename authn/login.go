@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,7 @@ type loginHandler struct {
 	policies PolicySource
 	links    *Links
 	budget   RateBudget
+	factors  *SecondFactors
 }
 
 // CaptchaChecker draws and judges captchas (captcha.Service).
@@ -89,6 +91,12 @@ func WithCaptcha(c CaptchaChecker, policyFor PolicySource) LoginOption {
 // application allows registration.
 func WithLinks(links *Links, budget RateBudget, policyFor PolicySource) LoginOption {
 	return func(h *loginHandler) { h.links, h.budget, h.policies = links, budget, policyFor }
+}
+
+// WithPasskeys offers signing in with a passkey alone on the form, where
+// the flow's mfa policy allows it (mfa.passwordless).
+func WithPasskeys(f *SecondFactors, policyFor PolicySource) LoginOption {
+	return func(h *loginHandler) { h.factors, h.policies = f, policyFor }
 }
 
 // linksPerHour bounds the mails a sign-in sends to one account.
@@ -139,8 +147,8 @@ func (h *loginHandler) get(w http.ResponseWriter, r *http.Request) {
 		h.flowError(w, r, err)
 		return
 	}
-	if fl.Stage == storage.FlowStagePasswordChange {
-		seeOther(w, forcedChangeURL(fl))
+	if fl.Stage != "" {
+		seeOther(w, stageURL(fl))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -205,6 +213,14 @@ func (h *loginHandler) show(w http.ResponseWriter, r *http.Request, status int, 
 			page.App = app
 		}
 	}
+	if h.passwordless(fl) {
+		options, ceremony, err := h.factors.BeginPasswordless(r.Context())
+		if err != nil {
+			h.internalError(w, r, err)
+			return
+		}
+		page.Passkey = &templates.PasskeyCeremony{Mode: "get", Options: string(options), Ceremony: ceremony, Button: "Sign in with a passkey"}
+	}
 	h.pages.Render(w, status, "login.html", page)
 }
 
@@ -251,7 +267,11 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	if fl.Stage != "" {
 		// The password was proven already; what is left is that step.
-		seeOther(w, forcedChangeURL(fl))
+		seeOther(w, stageURL(fl))
+		return
+	}
+	if r.PostFormValue("webauthn_response") != "" && h.passwordless(fl) {
+		h.submitPasskey(w, r, fl)
 		return
 	}
 	username := r.PostFormValue("username")
@@ -277,6 +297,7 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 		Password:      r.PostFormValue("password"),
 		ClientID:      fl.ClientID,
 		CaptchaSolved: solved,
+		WantMFA:       wantsMFA(fl),
 	})
 	if err != nil {
 		h.internalError(w, r, err)
@@ -291,15 +312,15 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 		h.showCaptcha(w, r, fl, templates.LoginPage{Username: username}, captchaError)
 		return
 	}
-	if out.Decision.Verdict == Challenge && out.Decision.Challenge == ChallengePasswordChange && out.proven != nil {
-		// The password is right and must be changed before the sign-in
-		// completes: the flow keeps the proof, and the change is its
-		// next step.
-		if err := h.flows.stage(ctx, fl, out.proven.ID, storage.FlowStagePasswordChange); err != nil {
+	if stage := challengeStage(out.Decision); stage != "" && out.proven != nil {
+		// The password is right and a step remains before the sign-in
+		// completes (a password change, a second factor, an enrolment):
+		// the flow keeps the proof, and that step is its next page.
+		if err := h.flows.stage(ctx, fl, out.proven.ID, stage); err != nil {
 			h.flowError(w, r, err)
 			return
 		}
-		seeOther(w, forcedChangeURL(fl))
+		seeOther(w, stageURL(fl))
 		return
 	}
 	if out.Decision.Verdict == Challenge {
@@ -321,21 +342,99 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	proof := Proof{ClientID: fl.ClientID, AMR: []string{AMRPassword}, ACR: policies.ACRPassword}
-	// The flow is completed first: of parallel submissions of one flow
-	// only the winner goes on to start a session.
-	if err := h.flows.complete(ctx, fl, out.User.ID, proof.AMR); err != nil {
-		h.flowError(w, r, err)
-		return
-	}
-	if _, err := h.sessions.Start(ctx, w, r, out.User, proof); err != nil {
+	if err := h.finish(w, r, fl, out.User, proof); err != nil {
 		if errors.Is(err, ErrTooManySessions) {
 			h.retry(w, r, fl, templates.LoginPage{Error: tooManySessionsMessage, Username: username})
 			return
 		}
-		h.internalError(w, r, err)
+		h.flowError(w, r, err)
 		return
 	}
 	seeOther(w, nextURL(fl))
+}
+
+// passwordless says the form of fl offers a passkey alone.
+func (h *loginHandler) passwordless(fl *storage.LoginFlow) bool {
+	if !h.factors.Passkeys() || h.policies == nil {
+		return false
+	}
+	pol := h.policies(fl.ClientID).MFA
+	return pol.Passwordless && pol.Allows(storage.FactorWebAuthn)
+}
+
+// msgPasskeyRefused answers a passkey that signs nobody in: the same for
+// a passkey of no account and one that failed verification.
+const msgPasskeyRefused = "That passkey could not sign you in. Try again, or sign in with your password."
+
+// submitPasskey signs in with a discoverable passkey alone. A verified
+// passkey with user verification is two factors in one (something held,
+// and the PIN or biometrics that unlocked it).
+func (h *loginHandler) submitPasskey(w http.ResponseWriter, r *http.Request, fl *storage.LoginFlow) {
+	out, err := h.pipeline.Passwordless(r.Context(), fl.ClientID, r.PostFormValue("ceremony"), []byte(r.PostFormValue("webauthn_response")))
+	if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	if !out.OK {
+		msg := msgPasskeyRefused
+		if out.Decision.Reason != ReasonBadSecondFactor && out.Decision.Reason != ReasonUnknownUser {
+			msg = FailureMessage(out.Decision)
+		}
+		h.show(w, r, http.StatusOK, fl, templates.LoginPage{Error: msg})
+		return
+	}
+	if err := h.finish(w, r, fl, out.User, SecondFactorProof(fl.ClientID, storage.FactorWebAuthn, false)); err != nil {
+		if errors.Is(err, ErrTooManySessions) {
+			h.retry(w, r, fl, templates.LoginPage{Error: tooManySessionsMessage})
+			return
+		}
+		h.flowError(w, r, err)
+		return
+	}
+	seeOther(w, nextURL(fl))
+}
+
+// finish completes fl for u and starts the session. The flow is completed
+// first: of parallel submissions of one flow only the winner goes on to
+// start a session. The error is ErrTooManySessions, a flow error, or an
+// infrastructure failure, for the caller to answer.
+func (h *loginHandler) finish(w http.ResponseWriter, r *http.Request, fl *storage.LoginFlow, u *storage.User, proof Proof) error {
+	ctx := r.Context()
+	if err := h.flows.complete(ctx, fl, u.ID, proof.AMR); err != nil {
+		return err
+	}
+	_, err := h.sessions.Start(ctx, w, r, u, proof)
+	return err
+}
+
+// challengeStage is the flow stage that answers a challenge the login
+// page cannot (a captcha it can): "" for none.
+func challengeStage(d Decision) string {
+	if d.Verdict != Challenge {
+		return ""
+	}
+	switch d.Challenge {
+	case ChallengePasswordChange:
+		return storage.FlowStagePasswordChange
+	case ChallengeSecondFactor:
+		return storage.FlowStageSecondFactor
+	case ChallengeMFAEnrollment:
+		return storage.FlowStageMFAEnrollment
+	}
+	return ""
+}
+
+// wantsMFA says the authorization request of fl asks for a second factor
+// in acr_values.
+func wantsMFA(fl *storage.LoginFlow) bool {
+	if fl.Request == "" {
+		return false
+	}
+	q, err := url.ParseQuery(fl.Request)
+	if err != nil {
+		return false
+	}
+	return slices.Contains(strings.Fields(q.Get("acr_values")), policies.ACRMultiFactor)
 }
 
 // Messages of a proven sign-in that a mailed link must unblock.
@@ -397,9 +496,18 @@ func maskEmail(email string) string {
 	return string(first) + "•••" + email[at:]
 }
 
-// forcedChangeURL is the password-change step of fl.
-func forcedChangeURL(fl *storage.LoginFlow) string {
-	return ForcedChangePath + "?" + url.Values{"flow": {fl.ID}}.Encode()
+// stageURL is the page of the step fl waits on.
+func stageURL(fl *storage.LoginFlow) string {
+	path := "/login"
+	switch fl.Stage {
+	case storage.FlowStagePasswordChange:
+		path = ForcedChangePath
+	case storage.FlowStageSecondFactor:
+		path = SecondFactorPath
+	case storage.FlowStageMFAEnrollment:
+		path = MFAEnrollPath
+	}
+	return path + "?" + url.Values{"flow": {fl.ID}}.Encode()
 }
 
 // retry shows the form again on a fresh flow for the same request, after

@@ -37,6 +37,10 @@ type Attempt struct {
 	// attempt and it was right; a gate that demands a captcha lets only
 	// such attempts through to the password check.
 	CaptchaSolved bool
+	// WantMFA says the request signed in for asks for a second factor
+	// (acr_values naming policies.ACRMultiFactor): an account that has one
+	// is asked for it whatever mfa.requirement says.
+	WantMFA bool
 }
 
 // Outcome is how an Attempt ended. Reason is machine-readable, for audit
@@ -53,10 +57,17 @@ type Outcome struct {
 	// bad_password (it was counted) and Decision says locked, until when.
 	Decision Decision
 
+	// Factor is the second factor a successful second-factor attempt used
+	// (storage.FactorTOTP, storage.FactorWebAuthn, FactorRecoveryCode),
+	// and RecoveryCodesLeft how many recovery codes remain after one.
+	Factor            string
+	RecoveryCodesLeft int
+
 	locked bool // this attempt's failure started a lock
 	// proven is the account whose password this attempt proved when a
 	// challenge still stands between it and a session (a password
-	// change): the login page works on, never a session from it.
+	// change, a second factor): the login page works on, never a session
+	// from it.
 	proven *storage.User
 }
 
@@ -101,6 +112,9 @@ const (
 	ChallengeCaptcha        = "captcha"
 	ChallengeSecondFactor   = "second_factor"
 	ChallengePasswordChange = "password_change"
+	// ChallengeMFAEnrollment: the account must enrol a second factor (or,
+	// inside its grace period, may skip it).
+	ChallengeMFAEnrollment = "mfa_enrollment"
 )
 
 // Decision is what a step decides about an attempt. Expected outcomes are
@@ -138,7 +152,8 @@ const (
 	// disabled, locked, expired. A denial here still costs the hashing
 	// work of a real check, so timing does not tell accounts apart.
 	PhaseAccount
-	// PhaseVerify checks the credential itself (the password today).
+	// PhaseVerify checks the credential itself: the password, a second
+	// factor, a passkey.
 	PhaseVerify
 )
 
@@ -163,6 +178,11 @@ type Check struct {
 	proven  bool
 	// lock is what the lockout gate read.
 	lock lockState
+	// factor is the second-factor attempt this check verifies, nil for a
+	// password; passwordless marks a passkey that stands for both.
+	factor       *FactorAttempt
+	passwordless bool
+	verified     verified
 }
 
 // Hook is a step an embedding program adds to every sign-in, in a phase of
@@ -211,6 +231,15 @@ func WithBreaches(b BreachChecker) PipelineOption {
 	return func(p *Pipeline) { p.breaches = b }
 }
 
+// WithSecondFactors turns on multi-factor authentication: after the
+// password, the mfa policy of the attempt's client decides whether a
+// second factor or an enrolment is next (a Challenge), and SecondFactor
+// and Passwordless check factors through the same gates and record phase
+// as passwords.
+func WithSecondFactors(f *SecondFactors) PipelineOption {
+	return func(p *Pipeline) { p.factors = f }
+}
+
 // WithTransactions makes the record phase of an attempt one database
 // transaction: the audit event (and, as they arrive, the failure
 // counters) are written together or not at all.
@@ -246,6 +275,7 @@ type Pipeline struct {
 	hooks    []Hook
 	lockout  *lockout
 	breaches BreachChecker
+	factors  *SecondFactors
 }
 
 // NewPipeline returns the login pipeline. params holds the current password
@@ -379,6 +409,186 @@ func (p *Pipeline) decide(ctx context.Context, c *Check) (Decision, error) {
 	}
 	if d, err := p.passwordGate(ctx, c); err != nil || d.Verdict != Continue {
 		return d, err
+	}
+	if d, err := p.mfaGate(ctx, c); err != nil || d.Verdict != Continue {
+		return d, err
+	}
+	return Decision{Verdict: Allow, Reason: ReasonOK}, nil
+}
+
+// mfaGate runs once the password is proven and every password rule
+// passed: under the mfa policy of the attempt's client, a second factor
+// or an enrolment may still be needed. It is never reached by a
+// signed-in person confirming their password for an action.
+func (p *Pipeline) mfaGate(ctx context.Context, c *Check) (Decision, error) {
+	if p.factors == nil || c.Action != "" {
+		return Proceed(), nil
+	}
+	step, err := p.factors.Next(ctx, c.Policy.MFA, c.User, c.DeviceID, c.WantMFA, c.Now)
+	if err != nil {
+		return Decision{}, err
+	}
+	switch step {
+	case policies.MFAVerify:
+		return Challenged(ChallengeSecondFactor, ReasonSecondFactorRequired), nil
+	case policies.MFAEnrollOptional, policies.MFAEnrollRequired:
+		return Challenged(ChallengeMFAEnrollment, ReasonMFAEnrollment), nil
+	}
+	return Proceed(), nil
+}
+
+// AfterPassword decides, for u whose password a flow proved and whose
+// last password step just finished (a forced change), what the flow needs
+// next: Proceed, or the mfa gate's Challenge.
+func (p *Pipeline) AfterPassword(ctx context.Context, u *storage.User, clientID string, wantMFA bool) (Decision, error) {
+	info := reqinfo.From(ctx)
+	c := &Check{Attempt: Attempt{ClientID: clientID, IP: info.IPString(), DeviceID: info.DeviceID, UserID: u.ID, WantMFA: wantMFA},
+		User: u, Policy: p.policies(clientID), Global: p.policies(""), Now: p.now()}
+	return p.mfaGate(ctx, c)
+}
+
+// MFAStep is what the mfa policy of clientID asks of u now (the
+// enrolment page reads whether the person may skip).
+func (p *Pipeline) MFAStep(ctx context.Context, u *storage.User, clientID string, wantMFA bool) (policies.MFAStep, error) {
+	if p.factors == nil {
+		return policies.MFANone, nil
+	}
+	return p.factors.Next(ctx, p.policies(clientID).MFA, u, reqinfo.From(ctx).DeviceID, wantMFA, p.now())
+}
+
+// SecondFactor checks a second factor of a.UserID, whose password a
+// login flow proved (or who is signed in and steps up before a sensitive
+// action), through the same gates as a password: a locked account, device
+// or address is refused before the code is looked at, and a wrong code is
+// a failed credential for the lockout counters, recorded in the same
+// transaction as its audit event.
+func (p *Pipeline) SecondFactor(ctx context.Context, a FactorAttempt) (Outcome, error) {
+	if p.factors == nil {
+		return Outcome{}, errors.New("second factor: multi-factor authentication is not configured")
+	}
+	info := reqinfo.From(ctx)
+	c := &Check{
+		// The captcha guards password guessing, and the password is
+		// proven: the factor's own budget and the lockout guard the code.
+		Attempt: Attempt{UserID: a.UserID, ClientID: a.ClientID, Action: a.Action, IP: info.IPString(), DeviceID: info.DeviceID, CaptchaSolved: true},
+		Policy:  p.policies(a.ClientID), Global: p.policies(""), Now: p.now(), factor: &a,
+	}
+	return p.run(ctx, c, "second factor")
+}
+
+// Passwordless signs in with a discoverable passkey alone, where the mfa
+// policy of clientID allows it: the authenticator's answer names the
+// account, and the account's gates and the record phase run as for a
+// password. An answer that proves nobody is a failure like an unknown
+// username.
+func (p *Pipeline) Passwordless(ctx context.Context, clientID, ceremony string, response []byte) (Outcome, error) {
+	if p.factors == nil {
+		return Outcome{}, errors.New("passwordless: multi-factor authentication is not configured")
+	}
+	info := reqinfo.From(ctx)
+	c := &Check{
+		Attempt: Attempt{ClientID: clientID, IP: info.IPString(), DeviceID: info.DeviceID, CaptchaSolved: true},
+		Policy:  p.policies(clientID), Global: p.policies(""), Now: p.now(),
+		factor: &FactorAttempt{ClientID: clientID, Ceremony: ceremony, Response: response}, passwordless: true,
+	}
+	return p.run(ctx, c, "passwordless")
+}
+
+// run decides a factor check and records it.
+func (p *Pipeline) run(ctx context.Context, c *Check, what string) (Outcome, error) {
+	d, err := p.decideFactor(ctx, c)
+	if err != nil {
+		p.logger.LogAttrs(ctx, slog.LevelError, what+" failed", append(p.logAttrs(c), slog.Any("error", err))...)
+		return Outcome{}, fmt.Errorf("%s: %w", what, err)
+	}
+	out := Outcome{Decision: d, Reason: d.Reason, Factor: c.verified.factor, RecoveryCodesLeft: c.verified.recoveryLeft}
+	if d.Verdict == Allow {
+		out.OK, out.User = true, c.User
+	}
+	out, err = p.recordPhase(ctx, c, out)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%s: record: %w", what, err)
+	}
+	level := slog.LevelInfo
+	if !out.OK {
+		level = slog.LevelWarn
+	}
+	p.logger.LogAttrs(ctx, level, what, append(p.logAttrs(c),
+		slog.String("reason", out.Reason), slog.String("factor", out.Factor))...)
+	if out.OK {
+		pol := c.Policy.MFA
+		if c.Action == "" {
+			p.factors.remember(ctx, pol, c.User.ID, c.DeviceID)
+		}
+	}
+	return out, nil
+}
+
+// decideFactor is decide for a second factor or a passkey: the same
+// gates, the factor in place of the password.
+func (p *Pipeline) decideFactor(ctx context.Context, c *Check) (Decision, error) {
+	if p.lockout != nil {
+		if d, err := p.lockout.addressGate(ctx, c); err != nil || d.Verdict != Continue {
+			return d, err
+		}
+	}
+	if d, err := p.runHooks(ctx, c, PhaseNetwork); err != nil || d.Verdict != Continue {
+		return d, err
+	}
+	if c.passwordless {
+		if !c.Policy.MFA.Passwordless || !c.Policy.MFA.Allows(storage.FactorWebAuthn) {
+			return Denied(ReasonBadSecondFactor, time.Time{}), nil
+		}
+		id, err := p.factors.passwordless(ctx, c.factor.Ceremony, c.factor.Response, p.users, c.Now)
+		if err != nil {
+			return Decision{}, err
+		}
+		if id == "" {
+			return Denied(ReasonBadSecondFactor, time.Time{}), nil
+		}
+		c.UserID = id
+		c.verified = verified{factor: storage.FactorWebAuthn}
+	}
+	if err := p.identify(ctx, c); err != nil {
+		return Decision{}, err
+	}
+	if c.User == nil {
+		return Denied(ReasonUnknownUser, time.Time{}), nil
+	}
+	d := p.accountGates(c)
+	if d.Verdict == Continue && p.lockout != nil {
+		var err error
+		if d, err = p.lockout.accountGate(ctx, c); err != nil {
+			return Decision{}, err
+		}
+	}
+	if d.Verdict == Continue {
+		var err error
+		if d, err = p.runHooks(ctx, c, PhaseAccount); err != nil {
+			return Decision{}, err
+		}
+	}
+	if d.Verdict != Continue {
+		return d, nil
+	}
+	if !c.passwordless {
+		var v verified
+		var err error
+		if d, v, err = p.factors.verify(ctx, c, *c.factor); err != nil || d.Verdict != Continue {
+			return d, err
+		}
+		c.verified = v
+	}
+	if d, err := p.runHooks(ctx, c, PhaseVerify); err != nil || d.Verdict != Continue {
+		return d, err
+	}
+	if c.passwordless && c.Action == "" {
+		// The passkey stood in for the password: what the password gate
+		// asks of a sign-in (a verified address) it asks here too. A
+		// password that must change is not this sign-in's concern.
+		if c.Global.Registration.RequireEmailVerification && !c.User.EmailVerified && c.User.Email != "" {
+			return Denied(ReasonEmailUnverified, time.Time{}), nil
+		}
 	}
 	return Decision{Verdict: Allow, Reason: ReasonOK}, nil
 }
@@ -530,11 +740,29 @@ func (p *Pipeline) record(ctx context.Context, st *Check, out Outcome) {
 	if st.Action != "" {
 		e.Details["action"] = st.Action
 	}
+	if st.factor != nil {
+		e.Details["step"] = "second_factor"
+		if st.passwordless {
+			e.Details["step"] = "passwordless"
+		}
+		if out.Factor != "" {
+			e.Details["factor"] = out.Factor
+		}
+	}
 	if out.OK {
 		e.Actor = e.UserID
 	}
 	if err := p.recorder.Record(ctx, e); err != nil {
 		p.logger.ErrorContext(ctx, "record login outcome", slog.String("reason", out.Reason), slog.Any("error", err))
+	}
+	if out.OK && out.Factor == FactorRecoveryCode {
+		// Spending a recovery code is worth its own event: a person who
+		// did not spend it learns their codes are out.
+		if err := p.recorder.Record(ctx, audit.Event{Type: audit.TypeMFARecoveryCodeUsed, Actor: e.UserID, UserID: e.UserID,
+			ClientID: st.ClientID, IP: st.IP, Device: st.DeviceID, Outcome: audit.OutcomeSuccess,
+			Details: map[string]any{"remaining": out.RecoveryCodesLeft}}); err != nil {
+			p.logger.ErrorContext(ctx, "record recovery code use", slog.Any("error", err))
+		}
 	}
 }
 

@@ -158,6 +158,10 @@ type Proof struct {
 	ClientID string
 	AMR      []string
 	ACR      string
+	// SecondFactor says a second factor was checked just now: the
+	// session's second_factor_at, which step-up before a sensitive action
+	// reads.
+	SecondFactor bool
 }
 
 // Identity is who a request is signed in as.
@@ -201,6 +205,9 @@ func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Req
 		UserAgent:  cleanUserAgent(r.UserAgent(), maxUserAgentLen),
 		AMR:        proof.AMR,
 		ACR:        proof.ACR,
+	}
+	if proof.SecondFactor {
+		bs.SecondFactorAt = &now
 	}
 	// Counting, evicting and creating happen in one transaction holding
 	// the user's sessions, so parallel sign-ins on several instances

@@ -21,6 +21,9 @@ type Config struct {
 	Hashing  Hashing  `toml:"hashing"`
 	Keys     Keys     `toml:"keys"`
 	SMTP     SMTP     `toml:"smtp"`
+	// WebAuthn is the relying party passkeys and security keys are bound
+	// to: deployment wiring, the same for every application.
+	WebAuthn WebAuthnConfig `toml:"webauthn"`
 	// Token and Session hold the policy keys that config.toml sets; the
 	// effective global policy layers what admins set on top (see Policy).
 	// Each section of policies.Sections has its table here, under the
@@ -35,8 +38,10 @@ type Config struct {
 	Captcha  policies.Captcha  `toml:"captcha"`
 	// Registration is the account lifecycle policy section.
 	Registration policies.Registration `toml:"registration"`
-	Scopes       Scopes                `toml:"scopes"`
-	Log          Log                   `toml:"log"`
+	// MFA is the second-factor policy section.
+	MFA    policies.MFA `toml:"mfa"`
+	Scopes Scopes       `toml:"scopes"`
+	Log    Log          `toml:"log"`
 }
 
 // Server configures the HTTP listener and the issuer identity.
@@ -242,6 +247,10 @@ func Default() *Config {
 			Timeout:      Duration{10 * time.Second},
 			AdminAddress: "",
 		},
+		// Empty values follow the issuer (see WebAuthnConfig.Resolve);
+		// Origins is never nil, so that "origins = []" in a file and the
+		// default compare equal.
+		WebAuthn: WebAuthnConfig{RPID: "", RPDisplayName: "", Origins: []string{}},
 	}
 	// The policy keys take their defaults from the policy engine, so that
 	// config.toml, the admin API and per-application snapshots start from

@@ -28,9 +28,15 @@
 // The checked-in config.toml at the repository root documents every key with
 // its default value; a test keeps it equal to Default.
 //
-// The [token] and [session] tables are the policy engine's own types
-// (policies.Token, policies.Session), checked by the policy's Validate, so the
-// file and the admin API accept the same keys under the same rules. The
+// The policy tables ([token], [session], … [mfa], one per section of
+// policies.Sections) are the policy engine's own types, checked by the
+// policy's Validate, so the file and the admin API accept the same keys under
+// the same rules.
+//
+// [webauthn] is deployment wiring beside the policy: the relying party id,
+// name and origins passkeys are bound to, each defaulting to the issuer
+// (WebAuthnConfig.Resolve), and checked here so that a mistake names its key
+// at start-up instead of failing the first ceremony in a browser. The
 // package imports only policies, fielderr and ipnets (trusted_proxies is
 // parsed as the server parses it) from the project.
 package config

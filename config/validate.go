@@ -55,6 +55,7 @@ func (c *Config) Validate() error {
 	c.Hashing.validate(&p)
 	c.Keys.validate(&p)
 	c.SMTP.validate(&p)
+	c.WebAuthn.validate(c.Server.Issuer, &p)
 	c.validatePolicy(&p)
 	c.Session.validate(&p)
 	c.Scopes.validate(&p)
@@ -109,6 +110,7 @@ func (c *Config) Warnings() []string {
 		w = append(w, fmt.Sprintf("server.metrics_listen: %q is not loopback, and nothing authenticates requests to %s; let only the scraper reach it (firewall, network policy)", c.Server.MetricsListen, what))
 	}
 	w = append(w, c.smtpWarnings()...)
+	w = append(w, c.WebAuthn.warnings()...)
 	sort.Strings(w)
 	return w
 }

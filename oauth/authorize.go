@@ -106,9 +106,18 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	pol := p.cfg.Policies.For(client.ID)
 	d := pol.SessionSatisfies(now, req, sessionState(user, bs))
 	if d.Outcome == policies.SessionStepUp {
-		// acr_values are voluntary and no second factor exists yet to step
-		// up with: the request goes on, and the ID token's acr says what
-		// the session reached, for the client to judge.
+		stepURL, ok, err := p.cfg.Flows.StartStepUp(ctx, w, r, client.ID, form, user.ID)
+		if err != nil {
+			p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+			return
+		}
+		if ok {
+			http.Redirect(w, r, stepURL, http.StatusSeeOther)
+			return
+		}
+		// acr_values are voluntary and the account has no second factor
+		// to step up with: the request goes on, and the ID token's acr
+		// says what the session reached, for the client to judge.
 		p.cfg.Logger.InfoContext(ctx, "requested acr not reached", "client_id", client.ID, "acr", d.ACR)
 		req.ACRValues = nil
 		d = pol.SessionSatisfies(now, req, sessionState(user, bs))

@@ -22,6 +22,7 @@ import (
 
 	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/hashing"
+	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/templates"
 )
@@ -44,6 +45,10 @@ type LoginFlows interface {
 	// Resume takes back, once, the request of a completed flow started in
 	// this browser.
 	Resume(ctx context.Context, r *http.Request, id string) (clientID string, request url.Values, err error)
+	// StartStepUp sends signed-in userID to a second factor for request,
+	// whose acr_values ask more than the session reached; ok is false
+	// when the account has no factor to step up with.
+	StartStepUp(ctx context.Context, w http.ResponseWriter, r *http.Request, clientID string, request url.Values, userID string) (url string, ok bool, err error)
 }
 
 // CSRFGuard protects the consent form.
@@ -289,7 +294,8 @@ func (p *Provider) renderDiscovery() ([]byte, error) {
 		"introspection_endpoint_auth_signing_alg_values_supported": assertionAlgNames(),
 		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgNames(),
 		"code_challenge_methods_supported":                         []string{"S256"},
-		"claims_supported":                                         []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "preferred_username", "email", "email_verified"},
+		"claims_supported":                                         []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "preferred_username", "email", "email_verified", "amr", "acr"},
+		"acr_values_supported":                                     []string{policies.ACRPassword, policies.ACRMultiFactor},
 		"claims_parameter_supported":                               false,
 		"request_parameter_supported":                              false,
 		"request_uri_parameter_supported":                          false,

@@ -1,9 +1,10 @@
-// Package policies is the security policy engine: the policy document (token
-// and session today; password, lockout, ip, registration, captcha, mfa and qr
-// later), its defaults, its validation, RFC 7396 merge patches and the
-// overlay that layers what administrators set on top of the configuration,
-// and the decision functions the rest of the server asks (token lifetimes,
-// session admission, re-authentication, timeouts).
+// Package policies is the security policy engine: the policy document (token,
+// session, password, lockout, ip, captcha, registration and mfa; qr later),
+// its defaults, its validation, RFC 7396 merge patches and the overlay that
+// layers what administrators set on top of the configuration, and the
+// decision functions the rest of the server asks (token lifetimes, session
+// admission, re-authentication, timeouts, lockout, the second-factor step of
+// a sign-in and the step-up before a sensitive action).
 //
 // It is pure logic so that it can be read and tested in isolation: no I/O,
 // no logging, and no clock — every function that depends on time takes now

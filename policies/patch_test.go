@@ -185,7 +185,9 @@ func TestCanonical(t *testing.T) {
 		`"ip":{"mode":"off","allow":[],"block":[],"apply_to":[]},` +
 		`"captcha":{"provider":"builtin","site_key":"","verify_url":"","min_score":0.5,"show_on":["login"],"when":"after_failures"},` +
 		`"registration":{"enabled":false,"rate_limit":{"max":5,"period":"1h"},"require_email_verification":false,` +
-		`"activation_link_ttl":"24h","reset_link_ttl":"1h","account_expire_days":0}}`
+		`"activation_link_ttl":"24h","reset_link_ttl":"1h","account_expire_days":0},` +
+		`"mfa":{"requirement":"optional","allowed_factors":["totp","webauthn"],"grace_period":"0s","remember_device":"0s",` +
+		`"passwordless":false,"totp":{"skew":1,"max_attempts":5,"attempt_window":"5m"}}}`
 	if got := string(Defaults().Canonical()); got != want {
 		t.Errorf("Canonical() =\n%s\nwant\n%s", got, want)
 	}
@@ -456,6 +458,11 @@ func randomValue(rng *rand.Rand, leaf []string) any {
 		return all[:rng.IntN(len(all)+1)]
 	case "apply_to":
 		return []string{IPSurfaceAdmin}[:rng.IntN(2)]
+	case "requirement":
+		return []string{MFAOff, MFAOptional, MFARequired}[rng.IntN(3)]
+	case "allowed_factors":
+		all := [][]string{{}, {FactorTOTP}, {FactorWebAuthn}, {FactorTOTP, FactorWebAuthn}, {FactorWebAuthn, FactorTOTP}}
+		return all[rng.IntN(len(all))]
 	}
 	// The rest by type, so a new field of a known type needs nothing here.
 	switch leafType(leaf) {

@@ -25,6 +25,12 @@ const (
 	ActionEmailChange    = "email_change"
 )
 
+// ActionRecoveryCodes is regenerating an account's recovery codes. It is
+// not a reauth_for value: like ActionMFARemoval it always needs a fresh
+// second factor (see Session.SecondFactorStale), so listing it would change
+// nothing.
+const ActionRecoveryCodes = "recovery_codes"
+
 // Reasons FamilyEnded and BrowserSessionEnded give; they are also the
 // machine-readable reasons of the audit events that follow.
 const (
@@ -46,6 +52,7 @@ type Policy struct {
 	Captcha  Captcha  `json:"captcha" toml:"captcha"`
 
 	Registration Registration `json:"registration" toml:"registration"`
+	MFA          MFA          `json:"mfa" toml:"mfa"`
 }
 
 // Token is the token policy: lifetimes of what the token endpoint issues.

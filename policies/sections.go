@@ -37,6 +37,7 @@ func Sections() []Section {
 		newSection("ip", func(p *Policy) *IP { return &p.IP }, defaultIP, IP.validate),
 		newSection("captcha", func(p *Policy) *Captcha { return &p.Captcha }, defaultCaptcha, Captcha.validate),
 		newSection("registration", func(p *Policy) *Registration { return &p.Registration }, defaultRegistration, Registration.validate),
+		newSection("mfa", func(p *Policy) *MFA { return &p.MFA }, defaultMFA, MFA.validate),
 	}
 }
 

@@ -172,7 +172,11 @@ func (s Session) validate(v *validator) {
 	}
 	v.nonNegative("session.reauth_max_age", s.ReauthMaxAge)
 	for i, action := range s.ReauthFor {
-		if !isReauthAction(action) {
+		switch {
+		case action == ActionRecoveryCodes:
+			// Named apart so that whoever lists it learns why it is refused.
+			v.fail(indexKey("session.reauth_for", i), "%q cannot be listed: regenerating recovery codes always needs a fresh second factor", action)
+		case !isReauthAction(action):
 			v.fail(indexKey("session.reauth_for", i), "must be one of %q, %q, %q or %q (got %q)",
 				ActionPasswordChange, ActionMFARemoval, ActionMFAEnrollment, ActionEmailChange, action)
 		}

@@ -275,11 +275,16 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	if err := s.setUpMail(cfg); err != nil {
 		return err
 	}
+	passkeys, serviceName, err := newWebAuthn(cfg, s.logger)
+	if err != nil {
+		return err
+	}
+	factors := authn.NewSecondFactors(s.store, passkeys, serviceName, rec, s.logger, s.now)
 	pipeline := authn.NewPipeline(s.store, hasher, s.logger, rec,
 		authn.WithPolicies(s.policies.For), authn.WithClock(s.now), authn.WithLimiter(s.hashLimiter),
-		authn.WithLockout(s.store, s.accounts, s.notifyLock), authn.WithBreaches(leaked),
+		authn.WithLockout(s.store, s.accounts, s.notifyLock), authn.WithBreaches(leaked), authn.WithSecondFactors(factors),
 		authn.WithTransactions(s.store), authn.WithHooks(append([]authn.Hook{authn.IPRules(s.policies.For)}, s.hooks...)...))
-	flows := authn.NewFlows(s.store, secure, s.now)
+	flows := authn.NewFlows(s.store, secure, s.now).WithSecondFactors(factors, s.policies.For)
 	// Form tokens are bound to the browser's session, or before sign-in
 	// to its login flow, so a planted cookie and token pair is useless.
 	csrf, err := authn.NewCSRF(csrfKey, secure, origin, sessions.CookieName(), flows.CookieName())
@@ -314,9 +319,17 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	// The provider names the application an authorization request is for,
 	// so the login page can say whom the person is signing in to.
 	login := authn.NewLoginHandler(pipeline, sessions, flows, csrf, tmpl, s.provider, s.logger, authn.WithCaptcha(s.captcha, s.policies.For),
-		authn.WithLinks(s.links, s.store, s.policies.For))
+		authn.WithLinks(s.links, s.store, s.policies.For), authn.WithPasskeys(factors, s.policies.For))
 	mux.Handle("GET /login", login)
 	mux.Handle("POST /login", login)
+	secondFactor, enrol := authn.NewMFAPages(pipeline, factors, flows, sessions, s.store, csrf, tmpl, s.policies.For, s.logger)
+	for path, h := range map[string]http.Handler{authn.SecondFactorPath: secondFactor, authn.MFAEnrollPath: enrol} {
+		mux.Handle("GET "+path, h)
+		mux.Handle("POST "+path, h)
+	}
+	accountMFA := authn.NewAccountMFA(pipeline, factors, sessions, csrf, tmpl, s.policies.For, s.now, s.logger)
+	mux.Handle(authn.AccountMFAPath, accountMFA)
+	mux.Handle(authn.AccountMFAPath+"/", accountMFA)
 	forced := authn.NewForcedChangeHandler(pipeline, flows, sessions, s.accounts, s.store, csrf, tmpl, s.policies.For, s.now, s.logger)
 	mux.Handle("GET "+authn.ForcedChangePath, forced)
 	mux.Handle("POST "+authn.ForcedChangePath, forced)
@@ -350,7 +363,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		tmpl.Render(w, http.StatusOK, "index.html", page)
 	})
 	mux.Handle("/admin/", admin.New(admin.Config{Store: s.store, Tokens: s.provider, Hasher: hasher, Logger: s.logger, Audit: rec,
-		Policies: s.policies, Sessions: s.store, Accounts: s.accounts, Keys: keys, Links: s.links}))
+		Policies: s.policies, Sessions: s.store, Accounts: s.accounts, Keys: keys, Links: s.links, MFA: factors}))
 	mux.HandleFunc("GET /health/alive", func(w http.ResponseWriter, r *http.Request) {
 		writeHealth(w, http.StatusOK, "ok")
 	})
@@ -594,6 +607,13 @@ func (s *Server) sweepTokens(ctx context.Context) error {
 	n, err = s.store.DeleteExpiredAccountLinks(ctx, s.now())
 	if n > 0 {
 		s.logger.Info("deleted expired account links", "count", n)
+	}
+	if err != nil {
+		return err
+	}
+	n, err = s.store.DeleteExpiredMFAChallenges(ctx, s.now())
+	if n > 0 {
+		s.logger.Info("deleted expired passkey ceremonies", "count", n)
 	}
 	if err != nil {
 		return err

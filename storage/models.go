@@ -100,6 +100,10 @@ type BrowserSession struct {
 	// methods, and the assurance level they reach).
 	AMR []string `gorm:"column:amr;serializer:json"`
 	ACR string   `gorm:"column:acr"`
+	// SecondFactorAt is when the person last passed a second factor in
+	// this session (sign-in or step-up); nil when they never did, so a
+	// step-up rule can ask "how long ago" without trusting AMR alone.
+	SecondFactorAt *time.Time `gorm:"column:second_factor_at"`
 }
 
 // TableName pins the table name.
@@ -188,12 +192,16 @@ type LoginFlow struct {
 	CompletedAt *time.Time `gorm:"column:completed_at"`
 	ResumedAt   *time.Time `gorm:"column:resumed_at"`
 	// Stage is the step the flow waits on once the password was verified
-	// (FlowStagePasswordChange; UserID is then set); "" before that.
+	// (FlowStage*; UserID is then set); "" before that.
 	Stage string `gorm:"column:stage"`
 }
 
-// Login flow stages.
-const FlowStagePasswordChange = "password_change"
+// Login flow stages: what a flow whose password was proven still waits on.
+const (
+	FlowStagePasswordChange = "password_change"
+	FlowStageSecondFactor   = "second_factor"
+	FlowStageMFAEnrollment  = "mfa_enrollment"
+)
 
 // TableName pins the table name.
 func (LoginFlow) TableName() string { return "login_flows" }

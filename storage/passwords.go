@@ -112,9 +112,20 @@ func (s *Store) updateUser(ctx context.Context, what, userID string, fields map[
 // proved, to stage: one conditional update, so it happens once and never
 // to a completed flow (ErrAlreadyUsed otherwise).
 func (s *Store) StageLoginFlow(ctx context.Context, id, userID, stage string) error {
-	res := s.conn(ctx).Model(&LoginFlow{}).
-		Where("id = ? AND completed_at IS NULL AND stage = '' AND expires_at > ?", id, s.now().UTC()).
-		Updates(map[string]any{"stage": stage, "user_id": userID})
+	return s.AdvanceLoginFlow(ctx, id, userID, "", stage)
+}
+
+// AdvanceLoginFlow moves a pending flow from stage from to stage to (a
+// password change done, a second factor next), for the account it was
+// staged for: one conditional update, so of parallel requests one wins and
+// the others get ErrAlreadyUsed.
+func (s *Store) AdvanceLoginFlow(ctx context.Context, id, userID, from, to string) error {
+	q := s.conn(ctx).Model(&LoginFlow{}).
+		Where("id = ? AND completed_at IS NULL AND stage = ? AND expires_at > ?", id, from, s.now().UTC())
+	if from != "" {
+		q = q.Where("user_id = ?", userID)
+	}
+	res := q.Updates(map[string]any{"stage": to, "user_id": userID})
 	if res.Error != nil {
 		return mapErr("stage login flow", res.Error)
 	}

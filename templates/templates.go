@@ -5,8 +5,9 @@
 //
 // Pages must work under the server's Content-Security-Policy, which allows
 // neither inline styles nor inline scripts: style lives in static/style.css
-// and the pages need no JavaScript. A test enforces this. The one
-// exception is a third-party captcha, which cannot work without its
+// and the pages need no JavaScript, but for a passkey, which only the
+// browser's WebAuthn API can use: those pages load static/webauthn.js by
+// src. A test enforces this. The other exception is a third-party captcha, which cannot work without its
 // provider's script: a page showing one loads it (and, for reCAPTCHA v3,
 // static/recaptcha-v3.js) by src, and whoever renders that page widens
 // its policy for the provider (captcha.Widget.ContentSecurityPolicy).
@@ -26,7 +27,7 @@ import (
 	"strings"
 )
 
-//go:embed layout.html login.html consent.html error.html logged_out.html logout_confirm.html index.html password.html register.html verify_email.html forgot_password.html reset_password.html notice.html
+//go:embed layout.html login.html consent.html error.html logged_out.html logout_confirm.html index.html password.html register.html verify_email.html forgot_password.html reset_password.html notice.html mfa_verify.html mfa_enroll.html mfa_recovery_codes.html mfa_account.html
 var pageFS embed.FS
 
 //go:embed static
@@ -60,6 +61,8 @@ type LoginPage struct {
 	RegisterURL string
 	// Captcha, when set, asks for a captcha answer beside the password.
 	Captcha *CaptchaWidget
+	// Passkey, when set, offers signing in with a passkey alone.
+	Passkey *PasskeyCeremony
 }
 
 // CaptchaWidget is a captcha inside a form (the "captcha" template of

@@ -390,7 +390,7 @@ func (a *app) usersCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, list, a.usersLockoutCmd(), a.usersUnlockCmd(), a.usersExpireCmd(), a.usersResetPasswordCmd())
+	cmd.AddCommand(create, list, a.usersLockoutCmd(), a.usersUnlockCmd(), a.usersExpireCmd(), a.usersResetPasswordCmd(), a.usersMFACmd())
 	return cmd
 }
 

@@ -49,6 +49,7 @@ func Run(t *testing.T, open OpenFunc) {
 		lockoutCases(),
 		passwordCases(),
 		accountLinkCases(),
+		mfaCases(),
 	}
 	for _, group := range groups {
 		for _, tc := range group {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/fielderr"
 	"github.com/portcullis/portcullis/policies"
@@ -44,6 +45,19 @@ type passwordHandler struct {
 	csrf     *CSRF
 	pages    *templates.Renderer
 	logger   *slog.Logger
+	factors  *SecondFactors
+	policies PolicySource
+	now      func() time.Time
+}
+
+// PasswordOption configures the password change.
+type PasswordOption func(*passwordHandler)
+
+// WithPasswordStepUp makes an account with a second factor pass one
+// recently before changing its password, when session.reauth_for lists
+// password_change and session.reauth_max_age is set.
+func WithPasswordStepUp(f *SecondFactors, policies PolicySource, now func() time.Time) PasswordOption {
+	return func(h *passwordHandler) { h.factors, h.policies, h.now = f, policies, now }
 }
 
 // NewPasswordHandler serves the self-service password change at
@@ -65,11 +79,15 @@ type passwordHandler struct {
 // rules, the hashing and, when the session policy's
 // invalidate_on_password_change holds, the end of every other session and
 // token family of the user; this browser stays signed in.
-func NewPasswordHandler(p *Pipeline, s *Sessions, accounts *Accounts, csrf *CSRF, r *templates.Renderer, logger *slog.Logger) http.Handler {
+func NewPasswordHandler(p *Pipeline, s *Sessions, accounts *Accounts, csrf *CSRF, r *templates.Renderer, logger *slog.Logger, opts ...PasswordOption) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &passwordHandler{pipeline: p, sessions: s, accounts: accounts, csrf: csrf, pages: r, logger: logger}
+	h := &passwordHandler{pipeline: p, sessions: s, accounts: accounts, csrf: csrf, pages: r, logger: logger}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 func (h *passwordHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -99,6 +117,17 @@ func (h *passwordHandler) identity(w http.ResponseWriter, r *http.Request) (*Ide
 	if id == nil {
 		seeOther(w, passwordLoginPath)
 		return nil, false
+	}
+	if h.factors != nil {
+		ok, err := h.factors.SteppedUp(r.Context(), id, h.policies("").Session, policies.ActionPasswordChange, h.now())
+		if err != nil {
+			h.internalError(w, r, err)
+			return nil, false
+		}
+		if !ok {
+			seeOther(w, StepUpURL(policies.ActionPasswordChange))
+			return nil, false
+		}
 	}
 	return id, true
 }

@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -31,6 +32,7 @@ const (
 	msgStepUpRemove   = "To remove a sign-in method, confirm it is you first."
 	msgStepUpCodes    = "To make new recovery codes, confirm it is you first."
 	msgStepUpEnrol    = "To add a sign-in method, confirm it is you first."
+	msgStepUpPassword = "To change your password, confirm it is you first."
 	msgFactorNotFound = "That sign-in method was not found. It may have been removed already."
 )
 
@@ -160,27 +162,41 @@ func factorKind(t string) string {
 }
 
 // steppedUp says the session of id passed a second factor recently
-// enough for action; if not, it sends the browser to the step-up page,
-// which comes back to AccountMFAPath.
+// enough for action; if not, it sends the browser to the step-up page.
 func (a *accountMFA) steppedUp(w http.ResponseWriter, r *http.Request, id *Identity, action string) bool {
-	fs, err := a.factors.Enrolled(r.Context(), id.User.ID)
+	ok, err := a.factors.SteppedUp(r.Context(), id, a.policies("").Session, action, a.now())
 	if err != nil {
 		a.internalError(w, r, err)
 		return false
 	}
+	if !ok {
+		seeOther(w, StepUpURL(action))
+	}
+	return ok
+}
+
+// StepUpURL is the step-up page for action.
+func StepUpURL(action string) string {
+	return AccountStepUpURL + "?" + url.Values{"action": {action}}.Encode()
+}
+
+// SteppedUp says whether the session of id may do action under pol at
+// now: an account without a factor has only its password to offer, which
+// the session proved; one with a factor needs a second-factor check
+// younger than the policy allows for action.
+func (s *SecondFactors) SteppedUp(ctx context.Context, id *Identity, pol policies.Session, action string, now time.Time) (bool, error) {
+	fs, err := s.confirmed(ctx, id.User.ID)
+	if err != nil {
+		return false, err
+	}
 	if len(fs) == 0 {
-		// Nothing to step up with: the session's password is what there is.
-		return true
+		return true, nil
 	}
 	var last time.Time
 	if id.Session.SecondFactorAt != nil {
 		last = *id.Session.SecondFactorAt
 	}
-	if !a.policies("").Session.SecondFactorStale(action, last, a.now()) {
-		return true
-	}
-	seeOther(w, AccountStepUpURL+"?"+url.Values{"action": {action}}.Encode())
-	return false
+	return !pol.SecondFactorStale(action, last, now), nil
 }
 
 func (a *accountMFA) change(w http.ResponseWriter, r *http.Request) {
@@ -330,6 +346,8 @@ func stepUpPurpose(action string) string {
 		return msgStepUpCodes
 	case policies.ActionMFAEnrollment:
 		return msgStepUpEnrol
+	case policies.ActionPasswordChange:
+		return msgStepUpPassword
 	}
 	return "Confirm it is you to continue."
 }
@@ -401,6 +419,10 @@ func (a *accountMFA) stepUpSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.factors.store.MarkSecondFactor(ctx, id.Session.ID, a.now()); err != nil {
 		a.internalError(w, r, err)
+		return
+	}
+	if action == policies.ActionPasswordChange {
+		seeOther(w, PasswordPath)
 		return
 	}
 	seeOther(w, AccountMFAPath+"?done=stepped_up")

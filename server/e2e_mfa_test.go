@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis/portcullis/authn"
 	"github.com/portcullis/portcullis/oauth"
 	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/storage/storagetest"
 )
 
 // oathtool computes a TOTP code for secret at t with Debian's oathtool: an
@@ -406,4 +407,50 @@ func TestMFAPerApplicationAndStepUp(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestMFAStepUpBeforePasswordChange: with password_change in
+// session.reauth_for, an account with a factor passes it again before
+// changing its password once the last one is older than reauth_max_age.
+func TestMFAStepUpBeforePasswordChange(t *testing.T) {
+	f := newFixture(t, storagetest.SQLiteURL(t), true)
+	f.admin().patch("/admin/policies", `{"session":{"reauth_max_age":"2m","reauth_for":["password_change","mfa_removal"]}}`)
+	f.clock.Advance(-10 * time.Minute)
+	b := f.browser()
+	secret, _ := f.enrolTOTP(t, b) // enrolment counts as a second factor just now
+	if resp, _ := b.get(f.issuer + authn.PasswordPath); resp.Request.URL.Path != authn.PasswordPath {
+		t.Fatalf("right after enrolment the password page sent to %s", resp.Request.URL)
+	}
+	f.clock.Advance(3 * time.Minute)
+	resp, page := b.get(f.issuer + authn.PasswordPath)
+	if resp.Request.URL.Path != authn.AccountStepUpURL || !strings.Contains(page, "change your password") {
+		t.Fatalf("3 minutes after the last second factor: at %s, want the step-up page", resp.Request.URL)
+	}
+	form := hiddenFields(page)
+	form.Set("code", oathtool(t, secret, f.clock.Now()))
+	resp, page = b.postForm(f.issuer+authn.AccountStepUpURL, form)
+	if resp.Request.URL.Path != authn.PasswordPath || !strings.Contains(page, `name="new_password"`) {
+		t.Fatalf("after the step-up: at %s: %s", resp.Request.URL, page)
+	}
+}
+
+// TestMFARememberDevice: a device that passed the second factor within
+// mfa.remember_device signs in with the password alone; another does not.
+func TestMFARememberDevice(t *testing.T) {
+	f := newFixture(t, storagetest.SQLiteURL(t), true)
+	f.admin().patch("/admin/policies", `{"mfa":{"remember_device":"24h"}}`)
+	f.clock.Advance(-10 * time.Minute)
+	secret, _ := f.enrolTOTP(t, f.browser())
+	f.clock.Advance(30 * time.Second)
+	b := f.browser()
+	page := f.toSecondFactor(t, b, oauth2.GenerateVerifier())
+	resp, body := f.submitCode(b, page, oathtool(t, secret, f.clock.Now()))
+	codeFrom(t, resp, body)
+
+	// Signing in again on this device (prompt=login): the password only.
+	resp, body = b.postLogin(f.conf.AuthCodeURL("state-remembered", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
+		oauth2.SetAuthURLParam("prompt", "login")), "alice", alicePass)
+	codeFrom(t, resp, body)
+	// Another device is asked.
+	f.toSecondFactor(t, f.browser(), oauth2.GenerateVerifier())
 }

@@ -333,7 +333,8 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	forced := authn.NewForcedChangeHandler(pipeline, flows, sessions, s.accounts, s.store, csrf, tmpl, s.policies.For, s.now, s.logger)
 	mux.Handle("GET "+authn.ForcedChangePath, forced)
 	mux.Handle("POST "+authn.ForcedChangePath, forced)
-	password := authn.NewPasswordHandler(pipeline, sessions, s.accounts, csrf, tmpl, s.logger)
+	password := authn.NewPasswordHandler(pipeline, sessions, s.accounts, csrf, tmpl, s.logger,
+		authn.WithPasswordStepUp(factors, s.policies.For, s.now))
 	mux.Handle("GET "+authn.PasswordPath, password)
 	mux.Handle("POST "+authn.PasswordPath, password)
 	// Self-service account pages: registration, and where mailed links lead.

@@ -57,6 +57,11 @@ const (
 	TypeMFAReset            = "mfa.reset" // every factor of the account, by an administrator
 	TypeMFARecoveryCodes    = "mfa.recovery_codes_generated"
 	TypeMFARecoveryCodeUsed = "mfa.recovery_code_used"
+	// The device authorization grant (RFC 8628).
+	TypeDeviceCodeIssued   = "device_code.issued"
+	TypeDeviceCodeApproved = "device_code.approved"
+	TypeDeviceCodeDenied   = "device_code.denied"
+	TypeDeviceCodeRefused  = "device_code.user_code_refused" // a wrong, expired or throttled user code
 )
 
 // Outcomes.

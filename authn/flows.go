@@ -142,6 +142,12 @@ func (f *Flows) StartAuthorize(ctx context.Context, w http.ResponseWriter, r *ht
 	return f.Start(ctx, w, r, FlowSpec{ClientID: clientID, Request: request, LoginHint: loginHint})
 }
 
+// StartReturn is Start for a page of this server that needs a sign-in
+// for clientID's policy and then comes back to returnTo.
+func (f *Flows) StartReturn(ctx context.Context, w http.ResponseWriter, r *http.Request, clientID, returnTo string) (string, error) {
+	return f.Start(ctx, w, r, FlowSpec{ClientID: clientID, ReturnTo: returnTo})
+}
+
 // Pending returns the flow id names if this browser may still sign in to it.
 func (f *Flows) Pending(r *http.Request, id string) (*storage.LoginFlow, error) {
 	fl, err := f.bound(r, id)

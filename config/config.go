@@ -39,9 +39,12 @@ type Config struct {
 	// Registration is the account lifecycle policy section.
 	Registration policies.Registration `toml:"registration"`
 	// MFA is the second-factor policy section.
-	MFA    policies.MFA `toml:"mfa"`
-	Scopes Scopes       `toml:"scopes"`
-	Log    Log          `toml:"log"`
+	MFA policies.MFA `toml:"mfa"`
+	// DeviceFlow is the device authorization grant (RFC 8628) policy
+	// section.
+	DeviceFlow policies.DeviceFlow `toml:"device_flow"`
+	Scopes     Scopes              `toml:"scopes"`
+	Log        Log                 `toml:"log"`
 }
 
 // Server configures the HTTP listener and the issuer identity.

@@ -28,10 +28,10 @@
 // The checked-in config.toml at the repository root documents every key with
 // its default value; a test keeps it equal to Default.
 //
-// The policy tables ([token], [session], … [mfa], one per section of
-// policies.Sections) are the policy engine's own types, checked by the
-// policy's Validate, so the file and the admin API accept the same keys under
-// the same rules.
+// The policy tables ([token], [session], … [mfa], [device_flow], one per
+// section of policies.Sections) are the policy engine's own types, checked by
+// the policy's Validate, so the file and the admin API accept the same keys
+// under the same rules.
 //
 // [webauthn] is deployment wiring beside the policy: the relying party id,
 // name and origins passkeys are bound to, each defaulting to the issuer

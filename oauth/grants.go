@@ -19,7 +19,7 @@ const (
 // client registration and (by test) the admin API's schema all read it, so
 // a grant type added here is added everywhere.
 func GrantTypes() []string {
-	return []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantPassword}
+	return []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantPassword, GrantDeviceCode}
 }
 
 // SupportedGrant reports whether g is one of GrantTypes.

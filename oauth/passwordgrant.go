@@ -238,6 +238,13 @@ func (h *passwordGrantHandler) PopulateTokenEndpointResponse(ctx context.Context
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
+	return h.issueTokens(ctx, r, resp)
+}
+
+// issueTokens issues what a grant acting for a user gives (the device
+// grant's too): the access token, a refresh token when offline access was
+// granted to a client that may refresh, and an ID token for openid.
+func (h *passwordGrantHandler) issueTokens(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
 	var refresh, refreshSig string
 	if h.canRefresh(ctx, r) {
 		var err error

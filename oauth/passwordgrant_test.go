@@ -201,7 +201,11 @@ func TestPasswordGrantOff(t *testing.T) {
 	if slices.Contains(p.grantTypes(), GrantPassword) {
 		t.Errorf("discovery advertises the password grant without an authenticator: %v", p.grantTypes())
 	}
+	if slices.Contains(p.grantTypes(), GrantDeviceCode) {
+		t.Errorf("discovery advertises the device grant without a device store: %v", p.grantTypes())
+	}
 	p.cfg.PasswordGrant = &fakeAuthenticator{}
+	p.cfg.Devices = &storage.Store{}
 	if !slices.Equal(p.grantTypes(), GrantTypes()) {
 		t.Errorf("discovery grant types %v, want %v", p.grantTypes(), GrantTypes())
 	}

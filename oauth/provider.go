@@ -45,6 +45,9 @@ type LoginFlows interface {
 	// Resume takes back, once, the request of a completed flow started in
 	// this browser.
 	Resume(ctx context.Context, r *http.Request, id string) (clientID string, request url.Values, err error)
+	// StartReturn starts a sign-in for clientID that comes back to the
+	// local path returnTo (the device verification page).
+	StartReturn(ctx context.Context, w http.ResponseWriter, r *http.Request, clientID, returnTo string) (string, error)
 	// StartStepUp sends signed-in userID to a second factor for request,
 	// whose acr_values ask more than the session reached; ok is false
 	// when the account has no factor to step up with.
@@ -101,6 +104,11 @@ type Config struct {
 	Policies PolicySource
 	// SystemSecrets, newest first, key the HMAC of opaque tokens.
 	SystemSecrets []string
+	// Devices keeps device codes; nil turns the device authorization
+	// grant (RFC 8628) off. Standing re-checks at redemption the account
+	// that approved a device; required with Devices.
+	Devices  DeviceStore
+	Standing AccountStanding
 	// Audit records security events; nil records nothing.
 	Audit Recorder
 	// ScopeDescriptions are shown on the consent page, by scope name; they
@@ -132,6 +140,8 @@ type Provider struct {
 	f         fosite.OAuth2Provider
 	strategy  *tokenStrategy
 	discovery cachedDoc
+	// userCodeKey keys the HMAC under which device user codes are stored.
+	userCodeKey []byte
 }
 
 // New composes fosite with Portcullis's storage, strategies and keys.
@@ -228,12 +238,19 @@ func New(cfg Config) (*Provider, error) {
 			fc.RevocationHandlers.Append(rh)
 		}
 	}
-	fc.TokenEndpointHandlers.Append(&passwordGrantHandler{
+	password := &passwordGrantHandler{
 		p: p, auth: cfg.PasswordGrant, store: store, config: cc,
 		tokens:  &oauth2.HandleHelper{AccessTokenStrategy: strategy, AccessTokenStorage: store, Config: cc},
 		refresh: strategy,
 		idToken: &openid.IDTokenHandleHelper{IDTokenStrategy: strategies.OpenIDConnectTokenStrategy},
-	})
+	}
+	fc.TokenEndpointHandlers.Append(password)
+	fc.TokenEndpointHandlers.Append(&deviceGrantHandler{p: p, issue: password})
+	userCodeKey, err := storage.DeriveKey(cfg.SystemSecrets[0], "portcullis/device-user-code/v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("device user codes: %w", err)
+	}
+	p.userCodeKey = userCodeKey
 	p.f = f
 	body, err := p.renderDiscovery()
 	if err != nil {
@@ -268,6 +285,11 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /userinfo", p.userinfo)
 	mux.HandleFunc("GET /oauth2/logout", p.logout)
 	mux.HandleFunc("POST /oauth2/logout", p.logout)
+	if p.cfg.Devices != nil {
+		mux.HandleFunc("POST "+DeviceAuthorizationPath, p.deviceAuthorization)
+		mux.HandleFunc("GET "+DeviceVerificationPath, p.deviceVerification)
+		mux.HandleFunc("POST "+DeviceVerificationPath, p.deviceVerification)
+	}
 }
 
 func (p *Provider) renderDiscovery() ([]byte, error) {
@@ -303,6 +325,9 @@ func (p *Provider) renderDiscovery() ([]byte, error) {
 		"frontchannel_logout_supported":                            false,
 		"backchannel_logout_supported":                             false,
 	}
+	if p.cfg.Devices != nil {
+		doc["device_authorization_endpoint"] = iss + DeviceAuthorizationPath
+	}
 	b, err := json.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("render discovery: %w", err)
@@ -314,10 +339,9 @@ func (p *Provider) renderDiscovery() ([]byte, error) {
 // server serves to some client (the password grant to those registered
 // for it), unless the grant is turned off.
 func (p *Provider) grantTypes() []string {
-	if p.cfg.PasswordGrant == nil {
-		return slices.DeleteFunc(GrantTypes(), func(g string) bool { return g == GrantPassword })
-	}
-	return GrantTypes()
+	return slices.DeleteFunc(GrantTypes(), func(g string) bool {
+		return g == GrantPassword && p.cfg.PasswordGrant == nil || g == GrantDeviceCode && p.cfg.Devices == nil
+	})
 }
 
 // serveDiscovery and serveJWKS write pre-rendered bytes with a precomputed

@@ -1,10 +1,12 @@
 // Package policies is the security policy engine: the policy document (token,
-// session, password, lockout, ip, captcha, registration and mfa; qr later),
-// its defaults, its validation, RFC 7396 merge patches and the overlay that
-// layers what administrators set on top of the configuration, and the
-// decision functions the rest of the server asks (token lifetimes, session
-// admission, re-authentication, timeouts, lockout, the second-factor step of
-// a sign-in and the step-up before a sensitive action).
+// session, password, lockout, ip, captcha, registration, mfa and
+// device_flow; qr later), its defaults, its validation, RFC 7396 merge
+// patches and the overlay that layers what administrators set on top of the
+// configuration, and the decision functions the rest of the server asks
+// (token lifetimes, session admission, re-authentication, timeouts, lockout,
+// the second-factor step of a sign-in, the step-up before a sensitive
+// action, and the device authorization grant's code expiry and polling
+// interval).
 //
 // It is pure logic so that it can be read and tested in isolation: no I/O,
 // no logging, and no clock — every function that depends on time takes now

@@ -187,7 +187,8 @@ func TestCanonical(t *testing.T) {
 		`"registration":{"enabled":false,"rate_limit":{"max":5,"period":"1h"},"require_email_verification":false,` +
 		`"activation_link_ttl":"24h","reset_link_ttl":"1h","account_expire_days":0},` +
 		`"mfa":{"requirement":"optional","allowed_factors":["totp","webauthn"],"grace_period":"0s","remember_device":"0s",` +
-		`"passwordless":false,"totp":{"skew":1,"max_attempts":5,"attempt_window":"5m"}}}`
+		`"passwordless":false,"totp":{"skew":1,"max_attempts":5,"attempt_window":"5m"}},` +
+		`"device_flow":{"code_ttl":"10m","poll_interval":"5s","user_code_attempts":{"max":10,"period":"10m"}}}`
 	if got := string(Defaults().Canonical()); got != want {
 		t.Errorf("Canonical() =\n%s\nwant\n%s", got, want)
 	}

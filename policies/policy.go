@@ -53,6 +53,7 @@ type Policy struct {
 
 	Registration Registration `json:"registration" toml:"registration"`
 	MFA          MFA          `json:"mfa" toml:"mfa"`
+	DeviceFlow   DeviceFlow   `json:"device_flow" toml:"device_flow"`
 }
 
 // Token is the token policy: lifetimes of what the token endpoint issues.

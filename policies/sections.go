@@ -38,6 +38,7 @@ func Sections() []Section {
 		newSection("captcha", func(p *Policy) *Captcha { return &p.Captcha }, defaultCaptcha, Captcha.validate),
 		newSection("registration", func(p *Policy) *Registration { return &p.Registration }, defaultRegistration, Registration.validate),
 		newSection("mfa", func(p *Policy) *MFA { return &p.MFA }, defaultMFA, MFA.validate),
+		newSection("device_flow", func(p *Policy) *DeviceFlow { return &p.DeviceFlow }, defaultDeviceFlow, DeviceFlow.validate),
 	}
 }
 

@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/portcullis/portcullis/authn"
 	"github.com/portcullis/portcullis/oauth"
 	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/storage"
 )
 
 // passwordGrant runs the token endpoint's password grant through the one
@@ -63,4 +65,29 @@ func passwordRefusal(d authn.Decision) oauth.PasswordRefusal {
 		// unknown: one answer, so the grant does not enumerate accounts.
 		return oauth.RefusedCredentials
 	}
+}
+
+// deviceStanding re-checks, when a device redeems its code, the account
+// that approved it, through the pipeline's account gates: a lock,
+// disablement or expiry since the approval gives the device no token.
+type deviceStanding struct {
+	pipeline *authn.Pipeline
+	users    authn.UserReader
+}
+
+var _ oauth.AccountStanding = deviceStanding{}
+
+func (d deviceStanding) MayReceiveTokens(ctx context.Context, userID, clientID string) (bool, error) {
+	u, err := d.users.User(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("device redemption: load user %s: %w", userID, err)
+	}
+	dec, err := d.pipeline.Standing(ctx, u, clientID)
+	if err != nil {
+		return false, fmt.Errorf("device redemption: standing of user %s: %w", userID, err)
+	}
+	return dec.Verdict != authn.Deny, nil
 }

@@ -309,6 +309,8 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 		Now:               s.now,
 		HashLimiter:       s.hashLimiter,
 		PasswordGrant:     passwordGrant{pipeline},
+		Devices:           s.store,
+		Standing:          deviceStanding{pipeline: pipeline, users: s.store},
 	})
 	if err != nil {
 		return err
@@ -608,6 +610,15 @@ func (s *Server) sweepTokens(ctx context.Context) error {
 	n, err = s.store.DeleteExpiredAccountLinks(ctx, s.now())
 	if n > 0 {
 		s.logger.Info("deleted expired account links", "count", n)
+	}
+	if err != nil {
+		return err
+	}
+	// A day past expiry, a device code is of no use even to explain a
+	// poll's expired_token.
+	n, err = s.store.DeleteExpiredDeviceCodes(ctx, s.now().Add(-24*time.Hour))
+	if n > 0 {
+		s.logger.Info("deleted expired device codes", "count", n)
 	}
 	if err != nil {
 		return err

@@ -101,3 +101,19 @@ type MFAAccountPage struct {
 	PasskeyURL    string
 	RecoveryCodes bool // offer regenerating them (the account has a factor)
 }
+
+// DevicePage is the data of "device.html": the verification page of the
+// device authorization grant. It asks for the code, then (Confirm) shows
+// which application asks for what, then (Done) says what was decided.
+type DevicePage struct {
+	CSRFToken string
+	Error     string
+	UserCode  string
+	Confirm   bool
+	ClientID  string
+	App       App
+	Username  string
+	Scopes    []ScopeInfo
+	Done      bool
+	Approved  bool
+}

@@ -50,6 +50,7 @@ func Run(t *testing.T, open OpenFunc) {
 		passwordCases(),
 		accountLinkCases(),
 		mfaCases(),
+		deviceCodeCases(),
 	}
 	for _, group := range groups {
 		for _, tc := range group {

@@ -364,26 +364,9 @@ func (a *accountMFA) showStepUp(w http.ResponseWriter, r *http.Request, id *Iden
 	here := AccountStepUpURL + "?" + url.Values{"action": {action}}.Encode()
 	page := templates.MFAVerifyPage{Action: AccountStepUpURL, StepUpAction: action, Purpose: stepUpPurpose(action),
 		CSRFToken: a.csrf.Token(w, r), Username: id.User.Username, Error: errMsg, CancelURL: AccountMFAPath}
-	fs, err := a.factors.Enrolled(ctx, id.User.ID)
-	if err != nil {
+	if err := a.factors.offerPasskey(ctx, &page, id.User, a.policy(), here, passkey); err != nil {
 		a.internalError(w, r, err)
 		return
-	}
-	hasPasskey := false
-	for _, f := range fs {
-		hasPasskey = hasPasskey || f.Type == storage.FactorWebAuthn
-	}
-	if hasPasskey && a.factors.Passkeys() && a.policy().Allows(storage.FactorWebAuthn) {
-		page.PasskeyURL = here + "&method=passkey"
-		if passkey {
-			options, ceremony, err := a.factors.BeginPasskey(ctx, id.User)
-			if err != nil {
-				a.internalError(w, r, err)
-				return
-			}
-			page.Passkey = &templates.PasskeyCeremony{Mode: "get", Options: string(options), Ceremony: ceremony, Button: "Use passkey"}
-			page.CodeURL = here
-		}
 	}
 	a.pages.Render(w, http.StatusOK, "mfa_verify.html", page)
 }
@@ -400,11 +383,8 @@ func (a *accountMFA) stepUpSubmit(w http.ResponseWriter, r *http.Request) {
 	// The way back is always the account page, so nothing but the
 	// action stepped up for comes with the form.
 	action := r.PostFormValue("action")
-	fa := FactorAttempt{UserID: id.User.ID, Action: action, Code: r.PostFormValue("code")}
-	passkey := r.PostFormValue("webauthn_response") != ""
-	if passkey {
-		fa.Ceremony, fa.Response = r.PostFormValue("ceremony"), []byte(r.PostFormValue("webauthn_response"))
-	}
+	fa := FactorAttempt{UserID: id.User.ID, Action: action}
+	passkey := factorAnswer(r, &fa)
 	if fa.Action == "" {
 		fa.Action = "step_up"
 	}

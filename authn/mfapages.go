@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/storage"
@@ -105,43 +106,51 @@ func (m *mfaPages) serveSecondFactor(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// passkeyUsable says u has a passkey the client's policy accepts.
-func (m *mfaPages) passkeyUsable(ctx context.Context, u *storage.User, clientID string) (bool, error) {
-	if !m.factors.Passkeys() || !m.policies(clientID).MFA.Allows(storage.FactorWebAuthn) {
-		return false, nil
+// offerPasskey fills the passkey part of a second-factor page for u
+// under pol: a link to use a passkey instead of a code when u has one the
+// policy accepts, and with passkey, the ceremony itself. here is the
+// page's URL, the way back to the code.
+func (s *SecondFactors) offerPasskey(ctx context.Context, page *templates.MFAVerifyPage, u *storage.User, pol policies.MFA, here string, passkey bool) error {
+	if !s.Passkeys() || !pol.Allows(storage.FactorWebAuthn) {
+		return nil
 	}
-	fs, err := m.factors.confirmed(ctx, u.ID)
+	fs, err := s.confirmed(ctx, u.ID)
 	if err != nil {
-		return false, err
+		return err
 	}
-	for _, f := range fs {
-		if f.Type == storage.FactorWebAuthn {
-			return true, nil
-		}
+	if !slices.ContainsFunc(fs, func(f storage.MFAFactor) bool { return f.Type == storage.FactorWebAuthn }) {
+		return nil
 	}
-	return false, nil
+	page.PasskeyURL = here + "&method=passkey"
+	if !passkey {
+		return nil
+	}
+	options, ceremony, err := s.BeginPasskey(ctx, u)
+	if err != nil {
+		return err
+	}
+	page.Passkey = &templates.PasskeyCeremony{Mode: "get", Options: string(options), Ceremony: ceremony, Button: "Use passkey"}
+	page.CodeURL = here
+	return nil
+}
+
+// factorAnswer reads what a second-factor form sent into a: a code, or a
+// passkey's answer to the ceremony it names.
+func factorAnswer(r *http.Request, a *FactorAttempt) (passkey bool) {
+	a.Code = r.PostFormValue("code")
+	if resp := r.PostFormValue("webauthn_response"); resp != "" {
+		a.Ceremony, a.Response = r.PostFormValue("ceremony"), []byte(resp)
+		return true
+	}
+	return false
 }
 
 func (m *mfaPages) showVerify(w http.ResponseWriter, r *http.Request, fl *storage.LoginFlow, u *storage.User, passkey bool, errMsg string) {
-	ctx := r.Context()
 	here := SecondFactorPath + "?" + url.Values{"flow": {fl.ID}}.Encode()
 	page := templates.MFAVerifyPage{Action: SecondFactorPath, Flow: fl.ID, CSRFToken: m.csrf.Token(w, r), Username: u.Username, Error: errMsg}
-	usable, err := m.passkeyUsable(ctx, u, fl.ClientID)
-	if err != nil {
+	if err := m.factors.offerPasskey(r.Context(), &page, u, m.policies(fl.ClientID).MFA, here, passkey); err != nil {
 		m.internalError(w, r, err)
 		return
-	}
-	if usable {
-		page.PasskeyURL = here + "&method=passkey"
-		if passkey {
-			options, ceremony, err := m.factors.BeginPasskey(ctx, u)
-			if err != nil {
-				m.internalError(w, r, err)
-				return
-			}
-			page.Passkey = &templates.PasskeyCeremony{Mode: "get", Options: string(options), Ceremony: ceremony, Button: "Use passkey"}
-			page.CodeURL = here
-		}
 	}
 	m.pages.Render(w, http.StatusOK, "mfa_verify.html", page)
 }
@@ -155,11 +164,8 @@ func (m *mfaPages) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a := FactorAttempt{UserID: u.ID, ClientID: fl.ClientID, Code: r.PostFormValue("code")}
-	passkey := r.PostFormValue("webauthn_response") != ""
-	if passkey {
-		a.Ceremony, a.Response = r.PostFormValue("ceremony"), []byte(r.PostFormValue("webauthn_response"))
-	}
+	a := FactorAttempt{UserID: u.ID, ClientID: fl.ClientID}
+	passkey := factorAnswer(r, &a)
 	out, err := m.pipeline.SecondFactor(ctx, a)
 	if err != nil {
 		m.internalError(w, r, err)

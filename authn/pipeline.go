@@ -365,29 +365,15 @@ func (p *Pipeline) Standing(ctx context.Context, u *storage.User, clientID strin
 
 // decide runs the gates and the verification and returns the verdict.
 func (p *Pipeline) decide(ctx context.Context, c *Check) (Decision, error) {
-	if p.lockout != nil {
-		if d, err := p.lockout.addressGate(ctx, c); err != nil || d.Verdict != Continue {
-			return d, err
-		}
-	}
-	if d, err := p.runHooks(ctx, c, PhaseNetwork); err != nil || d.Verdict != Continue {
+	if d, err := p.networkPhase(ctx, c); err != nil || d.Verdict != Continue {
 		return d, err
 	}
 	if err := p.identify(ctx, c); err != nil {
 		return Decision{}, err
 	}
-	d := p.accountGates(c)
-	if d.Verdict == Continue && p.lockout != nil {
-		var err error
-		if d, err = p.lockout.accountGate(ctx, c); err != nil {
-			return Decision{}, err
-		}
-	}
-	if d.Verdict == Continue {
-		var err error
-		if d, err = p.runHooks(ctx, c, PhaseAccount); err != nil {
-			return Decision{}, err
-		}
+	d, err := p.accountPhase(ctx, c)
+	if err != nil {
+		return Decision{}, err
 	}
 	if d.Verdict == Deny {
 		// Same work as a real check: a locked or disabled account must
@@ -527,12 +513,7 @@ func (p *Pipeline) run(ctx context.Context, c *Check, what string) (Outcome, err
 // decideFactor is decide for a second factor or a passkey: the same
 // gates, the factor in place of the password.
 func (p *Pipeline) decideFactor(ctx context.Context, c *Check) (Decision, error) {
-	if p.lockout != nil {
-		if d, err := p.lockout.addressGate(ctx, c); err != nil || d.Verdict != Continue {
-			return d, err
-		}
-	}
-	if d, err := p.runHooks(ctx, c, PhaseNetwork); err != nil || d.Verdict != Continue {
+	if d, err := p.networkPhase(ctx, c); err != nil || d.Verdict != Continue {
 		return d, err
 	}
 	if c.passwordless {
@@ -555,18 +536,9 @@ func (p *Pipeline) decideFactor(ctx context.Context, c *Check) (Decision, error)
 	if c.User == nil {
 		return Denied(ReasonUnknownUser, time.Time{}), nil
 	}
-	d := p.accountGates(c)
-	if d.Verdict == Continue && p.lockout != nil {
-		var err error
-		if d, err = p.lockout.accountGate(ctx, c); err != nil {
-			return Decision{}, err
-		}
-	}
-	if d.Verdict == Continue {
-		var err error
-		if d, err = p.runHooks(ctx, c, PhaseAccount); err != nil {
-			return Decision{}, err
-		}
+	d, err := p.accountPhase(ctx, c)
+	if err != nil {
+		return Decision{}, err
 	}
 	if d.Verdict != Continue {
 		return d, nil
@@ -591,6 +563,33 @@ func (p *Pipeline) decideFactor(ctx context.Context, c *Check) (Decision, error)
 		}
 	}
 	return Decision{Verdict: Allow, Reason: ReasonOK}, nil
+}
+
+// networkPhase runs the gates that need only the request's address: the
+// address lockout, then the embedder's network hooks.
+func (p *Pipeline) networkPhase(ctx context.Context, c *Check) (Decision, error) {
+	if p.lockout != nil {
+		if d, err := p.lockout.addressGate(ctx, c); err != nil || d.Verdict != Continue {
+			return d, err
+		}
+	}
+	return p.runHooks(ctx, c, PhaseNetwork)
+}
+
+// accountPhase runs the gates of the account found (none for an unknown
+// one): disabled or expired, locked, then the embedder's account hooks.
+func (p *Pipeline) accountPhase(ctx context.Context, c *Check) (Decision, error) {
+	d := p.accountGates(c)
+	if d.Verdict == Continue && p.lockout != nil {
+		var err error
+		if d, err = p.lockout.accountGate(ctx, c); err != nil {
+			return Decision{}, err
+		}
+	}
+	if d.Verdict == Continue {
+		return p.runHooks(ctx, c, PhaseAccount)
+	}
+	return d, nil
 }
 
 // passwordGate runs once the password is proven: an email address still

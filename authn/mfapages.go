@@ -106,19 +106,20 @@ func (m *mfaPages) serveSecondFactor(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// offerPasskey fills the passkey part of a second-factor page for u
-// under pol: a link to use a passkey instead of a code when u has one the
-// policy accepts, and with passkey, the ceremony itself. here is the
+// offerPasskey fills what a second-factor page offers u under pol:
+// whether there is an authenticator app to take a code from, a link to
+// use a passkey instead when u has one the policy accepts, and with
+// passkey, the ceremony itself. here is the
 // page's URL, the way back to the code.
 func (s *SecondFactors) offerPasskey(ctx context.Context, page *templates.MFAVerifyPage, u *storage.User, pol policies.MFA, here string, passkey bool) error {
-	if !s.Passkeys() || !pol.Allows(storage.FactorWebAuthn) {
-		return nil
-	}
 	fs, err := s.confirmed(ctx, u.ID)
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(fs, func(f storage.MFAFactor) bool { return f.Type == storage.FactorWebAuthn }) {
+	page.HasApp = pol.Allows(storage.FactorTOTP) &&
+		slices.ContainsFunc(fs, func(f storage.MFAFactor) bool { return f.Type == storage.FactorTOTP })
+	if !s.Passkeys() || !pol.Allows(storage.FactorWebAuthn) ||
+		!slices.ContainsFunc(fs, func(f storage.MFAFactor) bool { return f.Type == storage.FactorWebAuthn }) {
 		return nil
 	}
 	page.PasskeyURL = here + "&method=passkey"

@@ -37,6 +37,9 @@ type MFAVerifyPage struct {
 	CSRFToken    string
 	Username     string
 	Error        string
+	// HasApp says the account has an authenticator app to take a code
+	// from (else the code field takes recovery codes only).
+	HasApp bool
 	// PasskeyURL offers a passkey instead of a code, CodeURL the way
 	// back; Passkey is the ceremony when this showing is the passkey one.
 	PasskeyURL string

@@ -17,13 +17,13 @@ const EndReasonLockout = "lockout"
 type LockoutStore interface {
 	Transactor
 	Lockout(ctx context.Context, userID, deviceID string) (storage.AccountLockout, storage.DeviceLockout, error)
-	LockLockout(ctx context.Context, userID, deviceID string) (storage.AccountLockout, storage.DeviceLockout, error)
-	SaveLockout(ctx context.Context, a storage.AccountLockout, d *storage.DeviceLockout) error
 	ClearLockout(ctx context.Context, userID, deviceID string) error
 	AddressLockout(ctx context.Context, ip string) (storage.AddressLockout, error)
-	LockAddress(ctx context.Context, ip string) (storage.AddressLockout, error)
-	SaveAddress(ctx context.Context, a storage.AddressLockout) error
+	LockFailure(ctx context.Context, userID, deviceID, ip string) (storage.FailureFacts, error)
+	SaveFailure(ctx context.Context, f storage.FailureFacts) error
 }
+
+var _ LockoutStore = (*storage.Store)(nil)
 
 // EverythingEnder ends every session and token of a user (Accounts).
 type EverythingEnder interface {
@@ -132,6 +132,12 @@ func counts(reason string) bool {
 // outcome to answer: a failure that started a lock is answered with the
 // lock; one that lost a race with another attempt's lock is not counted
 // and answered with that lock. Events go with them.
+//
+// A failure costs two statements whatever it changes: one locks and reads
+// the rows of the account, the device and the address, one writes back
+// what the policy decided from them. Every decision is taken again under
+// those locks, not from the gates' reads, which another attempt may have
+// overtaken: that is what makes the count exact.
 func (l *lockout) record(ctx context.Context, c *Check, out Outcome, events *[]audit.Event, notices *[]LockNotice) (Outcome, error) {
 	pol := c.Policy.Lockout
 	if out.OK || (out.proven != nil && out.Decision.Challenge != ChallengeSecondFactor) {
@@ -150,61 +156,75 @@ func (l *lockout) record(ctx context.Context, c *Check, out Outcome, events *[]a
 	if !counts(out.Reason) {
 		return out, nil
 	}
+	var userID, ip string
 	if c.User != nil {
-		var err error
-		var counted bool
-		if out, counted, err = l.countAccount(ctx, c, out, events, notices); err != nil || !counted {
-			return out, err
-		}
+		userID = c.User.ID
 	}
-	if c.IP == "" || pol.IP.MaxFailures == 0 {
+	if c.IP != "" && pol.IP.MaxFailures > 0 {
+		ip = c.IP
+	}
+	if userID == "" && ip == "" {
 		return out, nil
 	}
-	a, err := l.store.LockAddress(ctx, c.IP)
+	facts, err := l.store.LockFailure(ctx, userID, lockDevice(c), ip)
 	if err != nil {
-		return out, fmt.Errorf("lock address lockout: %w", err)
+		return out, fmt.Errorf("lock lockout of user %q, address %q: %w", userID, ip, err)
 	}
-	facts := addressFacts(a)
-	if pol.AddressBlock(c.Now, facts).Locked {
-		return out, nil // blocked by a concurrent attempt: not counted again
+	var save storage.FailureFacts
+	var locked *policies.LockState
+	if c.User != nil {
+		var counted bool
+		if out, counted, locked = l.countAccount(c, out, facts, &save, events); !counted {
+			return out, nil // refused under the lock: nothing changes
+		}
 	}
-	facts, blocked := pol.FailAddress(c.Now, facts)
-	if err := l.store.SaveAddress(ctx, storedAddress(c.IP, facts)); err != nil {
-		return out, fmt.Errorf("save address lockout: %w", err)
+	if facts.Address != nil {
+		l.countAddress(c, *facts.Address, &save, events)
 	}
-	if blocked {
-		s := pol.AddressBlock(c.Now, facts)
-		*events = append(*events, lockEvent(c, audit.TypeAddressBlocked, ReasonIPBlocked, s))
+	if err := l.store.SaveFailure(ctx, save); err != nil {
+		return out, fmt.Errorf("save lockout of user %q, address %q: %w", userID, ip, err)
+	}
+	if locked != nil {
+		// The lock ends everything of the account on every device, in
+		// its transaction: an attacker who guessed right on another
+		// device, or stole a token, loses it with the lock.
+		if _, err := l.ender.EndEverything(ctx, c.User.ID, EndReasonLockout, Actor{}); err != nil {
+			return out, fmt.Errorf("end everything of locked user %s: %w", c.User.ID, err)
+		}
+		*notices = append(*notices, LockNotice{User: c.User, State: *locked, IP: c.IP, DeviceID: c.DeviceID,
+			ClientID: c.ClientID, At: c.Now, NotifyUser: pol.NotifyUser, NotifyAdmin: pol.NotifyAdmin})
 	}
 	return out, nil
 }
 
-func (l *lockout) countAccount(ctx context.Context, c *Check, out Outcome, events *[]audit.Event, notices *[]LockNotice) (Outcome, bool, error) {
+// countAccount decides, from the account's and the device's facts read
+// under their locks, what this failure changes, and puts it in save. It
+// reports whether the failure was counted, and the account's lock when it
+// started one.
+func (l *lockout) countAccount(c *Check, out Outcome, facts storage.FailureFacts, save *storage.FailureFacts, events *[]audit.Event) (Outcome, bool, *policies.LockState) {
 	pol := c.Policy.Lockout
-	a, d, err := l.store.LockLockout(ctx, c.User.ID, lockDevice(c))
-	if err != nil {
-		return out, false, fmt.Errorf("lock lockout of user %s: %w", c.User.ID, err)
+	af := accountFacts(*facts.Account)
+	var df policies.DeviceFacts
+	withDevice := facts.Device != nil
+	if withDevice {
+		df = deviceFacts(*facts.Device)
 	}
-	af, df := accountFacts(a), deviceFacts(d)
 	// Decided again under the lock: an attempt that passed the gates
 	// while a concurrent one was locking the account is not counted.
 	if s := pol.AccountLock(c.Now, af); s.Locked {
 		return refused(out, ReasonLocked, s), false, nil
 	}
-	withDevice := lockDevice(c) != ""
 	if withDevice {
 		if s := pol.DeviceLock(c.Now, df); s.Locked {
 			return refused(out, ReasonDeviceLocked, s), false, nil
 		}
 	}
 	f := pol.Fail(c.Now, af, df, withDevice)
-	var dev *storage.DeviceLockout
+	a := storedAccount(c.User.ID, f.Account)
+	save.Account = &a
 	if withDevice {
-		sd := storedDevice(c.User.ID, c.DeviceID, f.Device)
-		dev = &sd
-	}
-	if err := l.store.SaveLockout(ctx, storedAccount(c.User.ID, f.Account), dev); err != nil {
-		return out, false, fmt.Errorf("save lockout of user %s: %w", c.User.ID, err)
+		d := storedDevice(c.User.ID, c.DeviceID, f.Device)
+		save.Device = &d
 	}
 	if f.DeviceLocked {
 		*events = append(*events, lockEvent(c, audit.TypeDeviceLocked, ReasonDeviceLocked, pol.DeviceLock(c.Now, f.Device)))
@@ -217,21 +237,31 @@ func (l *lockout) countAccount(ctx context.Context, c *Check, out Outcome, event
 		e := lockEvent(c, audit.TypeAccountLocked, ReasonLocked, s)
 		e.Details["cause"] = s.Cause
 		*events = append(*events, e)
-		// The lock ends everything of the account on every device, in
-		// its transaction: an attacker who guessed right on another
-		// device, or stole a token, loses it with the lock.
-		if _, err := l.ender.EndEverything(ctx, c.User.ID, EndReasonLockout, Actor{}); err != nil {
-			return out, false, fmt.Errorf("end everything of locked user %s: %w", c.User.ID, err)
-		}
-		*notices = append(*notices, LockNotice{User: c.User, State: s, IP: c.IP, DeviceID: c.DeviceID,
-			ClientID: c.ClientID, At: c.Now, NotifyUser: pol.NotifyUser, NotifyAdmin: pol.NotifyAdmin})
 		out.Decision = Denied(ReasonLocked, s.Until)
 		out.locked = true
-	} else if f.DeviceLocked {
+		return out, true, &s
+	}
+	if f.DeviceLocked {
 		out.Decision = Denied(ReasonDeviceLocked, pol.DeviceLock(c.Now, f.Device).Until)
 		out.locked = true
 	}
 	return out, true, nil
+}
+
+// countAddress decides, from the address's facts read under its lock,
+// what this failure changes, and puts it in save.
+func (l *lockout) countAddress(c *Check, a storage.AddressLockout, save *storage.FailureFacts, events *[]audit.Event) {
+	pol := c.Policy.Lockout
+	facts := addressFacts(a)
+	if pol.AddressBlock(c.Now, facts).Locked {
+		return // blocked by a concurrent attempt: not counted again
+	}
+	facts, blocked := pol.FailAddress(c.Now, facts)
+	sa := storedAddress(c.IP, facts)
+	save.Address = &sa
+	if blocked {
+		*events = append(*events, lockEvent(c, audit.TypeAddressBlocked, ReasonIPBlocked, pol.AddressBlock(c.Now, facts)))
+	}
 }
 
 // refused turns a failure that was not counted into the lock's refusal.

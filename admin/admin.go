@@ -240,6 +240,8 @@ func (h *handler) routes() []route {
 		{pattern: "GET /admin/users/{id}/sessions", handle: servedIf(h.sessions != nil, h.listUserSessions)},
 		{pattern: "DELETE /admin/users/{id}/sessions", handle: servedIf(h.accounts != nil, h.endUserSessions)},
 		{pattern: "DELETE /admin/sessions/{sid}", handle: servedIf(h.sessions != nil, h.endSession)},
+		{pattern: "GET /admin/users/{id}/devices", handle: servedIf(h.devices() != nil, h.listUserDevices)},
+		{pattern: "DELETE /admin/users/{id}/devices/{device_id}", handle: servedIf(h.devices() != nil, h.deleteUserDevice)},
 		{pattern: "POST /admin/tokens/revoke", handle: servedIf(h.sessions != nil, h.revokeTokens)},
 		{pattern: "POST /admin/keys/rotate", handle: servedIf(h.keys != nil, h.rotateKeys)},
 		{pattern: "PUT /admin/users/{id}/password", handle: servedIf(h.accounts != nil, h.resetPassword)},

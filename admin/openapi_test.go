@@ -204,6 +204,8 @@ func protectedCalls() []apiCall {
 		{method: "GET", path: "/admin/mfa/stats", status: 200},
 		{method: "DELETE", path: "/admin/users/" + sessionUserID + "/mfa/" + seedFactorID, status: 204},
 		{method: "DELETE", path: "/admin/users/" + sessionUserID + "/mfa", status: 200},
+		{method: "GET", path: "/admin/users/" + sessionUserID + "/devices", status: 200},
+		{method: "DELETE", path: "/admin/users/" + sessionUserID + "/devices/" + seedDeviceID, status: 200},
 	}
 }
 
@@ -302,6 +304,7 @@ func apiCalls() []apiCall {
 	calls = append(calls, lockoutCalls()...)
 	calls = append(calls, lifecycleCalls()...)
 	calls = append(calls, mfaCalls()...)
+	calls = append(calls, deviceCalls()...)
 	for _, c := range protectedCalls() {
 		op := c.method + " " + c.path
 		refused := c
@@ -373,6 +376,7 @@ func seed(t *testing.T, store *storage.Store) {
 	createToken(t, store, policyClient, sessionUserID, seedSession)
 	seedLockout(t, store, sessionUserID)
 	seedFactor(t, store, sessionUserID)
+	seedDevice(t, store, policyClient, sessionUserID, seedDeviceID, "seed-device-session")
 }
 
 // requireBearer stands in for real authentication during request

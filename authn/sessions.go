@@ -231,6 +231,9 @@ func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Req
 				return err
 			}
 		}
+		if err := s.recordDevice(ctx, bs); err != nil {
+			return err
+		}
 		if err := s.store.CreateBrowserSession(ctx, bs); err != nil {
 			return err
 		}
@@ -260,6 +263,33 @@ func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	http.SetCookie(w, ck)
 	return bs, nil
+}
+
+// DeviceRecorder is the device registry as a session start writes to it;
+// *storage.Store satisfies it. A SessionStore that also implements it gets
+// every sign-in's device recorded in the session-start transaction.
+type DeviceRecorder interface {
+	UpsertUserDevice(ctx context.Context, d *storage.UserDevice) error
+}
+
+var _ DeviceRecorder = (*storage.Store)(nil)
+
+// recordDevice registers the device the sign-in comes from (reqinfo) with
+// the user and stamps it on bs. A request that names no device, or a store
+// without a registry, records nothing.
+func (s *Sessions) recordDevice(ctx context.Context, bs *storage.BrowserSession) error {
+	dev := reqinfo.From(ctx).DeviceID
+	reg, ok := s.store.(DeviceRecorder)
+	if dev == "" || !ok {
+		return nil
+	}
+	if err := reg.UpsertUserDevice(ctx, &storage.UserDevice{
+		UserID: bs.UserID, DeviceID: dev, LastSeenAt: bs.CreatedAt, IP: bs.IP, UserAgent: bs.UserAgent,
+	}); err != nil {
+		return err
+	}
+	bs.DeviceID = dev
+	return nil
 }
 
 // sessionDetails describes a new session for its audit event; the id is

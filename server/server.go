@@ -332,6 +332,7 @@ func (s *Server) build(ctx context.Context, secrets []string) error {
 	accountMFA := authn.NewAccountMFA(pipeline, factors, sessions, csrf, tmpl, s.policies.For, s.now, s.logger)
 	mux.Handle(authn.AccountMFAPath, accountMFA)
 	mux.Handle(authn.AccountMFAPath+"/", accountMFA)
+	mux.Handle(authn.AccountDevicesPath, authn.NewAccountDevices(s.store, sessions, csrf, tmpl, s.logger))
 	forced := authn.NewForcedChangeHandler(pipeline, flows, sessions, s.accounts, s.store, csrf, tmpl, s.policies.For, s.now, s.logger)
 	mux.Handle("GET "+authn.ForcedChangePath, forced)
 	mux.Handle("POST "+authn.ForcedChangePath, forced)

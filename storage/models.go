@@ -104,6 +104,9 @@ type BrowserSession struct {
 	// this session (sign-in or step-up); nil when they never did, so a
 	// step-up rule can ask "how long ago" without trusting AMR alone.
 	SecondFactorAt *time.Time `gorm:"column:second_factor_at"`
+	// DeviceID is the registry device (UserDevice) the session was started
+	// from, "" when the sign-in named none (stored as NULL).
+	DeviceID string `gorm:"column:device_id;default:null"`
 }
 
 // TableName pins the table name.

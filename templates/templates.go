@@ -27,7 +27,7 @@ import (
 	"strings"
 )
 
-//go:embed layout.html login.html consent.html error.html logged_out.html logout_confirm.html index.html password.html register.html verify_email.html forgot_password.html reset_password.html notice.html mfa_verify.html mfa_enroll.html mfa_recovery_codes.html mfa_account.html device.html
+//go:embed layout.html login.html consent.html error.html logged_out.html logout_confirm.html index.html password.html register.html verify_email.html forgot_password.html reset_password.html notice.html mfa_verify.html mfa_enroll.html mfa_recovery_codes.html mfa_account.html device.html devices.html
 var pageFS embed.FS
 
 //go:embed static

@@ -51,6 +51,7 @@ func Run(t *testing.T, open OpenFunc) {
 		accountLinkCases(),
 		mfaCases(),
 		deviceCodeCases(),
+		deviceCases(),
 	}
 	for _, group := range groups {
 		for _, tc := range group {

@@ -172,6 +172,19 @@ func (f *Flows) complete(ctx context.Context, fl *storage.LoginFlow, userID stri
 	return nil
 }
 
+// finish completes fl for u and starts u's session on s with proof. The
+// flow is completed first: of parallel submissions of one flow only the
+// winner goes on to start a session. The error is ErrTooManySessions, a
+// flow error, or an infrastructure failure, for the caller to answer.
+func (f *Flows) finish(w http.ResponseWriter, r *http.Request, s *Sessions, fl *storage.LoginFlow, u *storage.User, proof Proof) error {
+	ctx := r.Context()
+	if err := f.complete(ctx, fl, u.ID, proof.AMR); err != nil {
+		return err
+	}
+	_, err := s.Start(ctx, w, r, u, proof)
+	return err
+}
+
 // stage moves fl, whose password userID has just proved, to the step
 // stage (storage.FlowStagePasswordChange). Only one caller wins.
 func (f *Flows) stage(ctx context.Context, fl *storage.LoginFlow, userID, stage string) error {

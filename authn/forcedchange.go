@@ -173,17 +173,12 @@ func (h *forcedChangeHandler) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	proof := Proof{ClientID: fl.ClientID, AMR: []string{AMRPassword}, ACR: policies.ACRPassword}
-	if err := h.flows.complete(ctx, fl, u.ID, proof.AMR); err != nil {
-		h.flowError(w, r, err)
+	if err := h.flows.finish(w, r, h.sessions, fl, u, proof); errors.Is(err, ErrTooManySessions) {
+		showError(h.pages, w, http.StatusConflict, "Password changed", "Your password has been changed, but "+
+			"you are signed in on too many devices to sign in here. Sign out elsewhere and sign in again with your new password.")
 		return
-	}
-	if _, err := h.sessions.Start(ctx, w, r, u, proof); err != nil {
-		if errors.Is(err, ErrTooManySessions) {
-			showError(h.pages, w, http.StatusConflict, "Password changed", "Your password has been changed, but "+
-				"you are signed in on too many devices to sign in here. Sign out elsewhere and sign in again with your new password.")
-			return
-		}
-		h.internalError(w, r, err)
+	} else if err != nil {
+		h.flowError(w, r, err)
 		return
 	}
 	h.logger.InfoContext(ctx, "forced password change completed the sign-in", slog.String("user_id", u.ID))

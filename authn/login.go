@@ -342,7 +342,7 @@ func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	proof := Proof{ClientID: fl.ClientID, AMR: []string{AMRPassword}, ACR: policies.ACRPassword}
-	if err := h.finish(w, r, fl, out.User, proof); err != nil {
+	if err := h.flows.finish(w, r, h.sessions, fl, out.User, proof); err != nil {
 		if errors.Is(err, ErrTooManySessions) {
 			h.retry(w, r, fl, templates.LoginPage{Error: tooManySessionsMessage, Username: username})
 			return
@@ -383,7 +383,7 @@ func (h *loginHandler) submitPasskey(w http.ResponseWriter, r *http.Request, fl 
 		h.show(w, r, http.StatusOK, fl, templates.LoginPage{Error: msg})
 		return
 	}
-	if err := h.finish(w, r, fl, out.User, SecondFactorProof(fl.ClientID, storage.FactorWebAuthn, false)); err != nil {
+	if err := h.flows.finish(w, r, h.sessions, fl, out.User, SecondFactorProof(fl.ClientID, storage.FactorWebAuthn, false)); err != nil {
 		if errors.Is(err, ErrTooManySessions) {
 			h.retry(w, r, fl, templates.LoginPage{Error: tooManySessionsMessage})
 			return
@@ -392,19 +392,6 @@ func (h *loginHandler) submitPasskey(w http.ResponseWriter, r *http.Request, fl 
 		return
 	}
 	seeOther(w, nextURL(fl))
-}
-
-// finish completes fl for u and starts the session. The flow is completed
-// first: of parallel submissions of one flow only the winner goes on to
-// start a session. The error is ErrTooManySessions, a flow error, or an
-// infrastructure failure, for the caller to answer.
-func (h *loginHandler) finish(w http.ResponseWriter, r *http.Request, fl *storage.LoginFlow, u *storage.User, proof Proof) error {
-	ctx := r.Context()
-	if err := h.flows.complete(ctx, fl, u.ID, proof.AMR); err != nil {
-		return err
-	}
-	_, err := h.sessions.Start(ctx, w, r, u, proof)
-	return err
 }
 
 // challengeStage is the flow stage that answers a challenge the login

@@ -212,20 +212,13 @@ func factorFailureMessage(d Decision, passkey bool) string {
 // finish completes fl for u and starts its session, answering the
 // request itself when that fails (the error is then returned).
 func (m *mfaPages) finish(w http.ResponseWriter, r *http.Request, fl *storage.LoginFlow, u *storage.User, proof Proof) error {
-	ctx := r.Context()
-	if err := m.flows.complete(ctx, fl, u.ID, proof.AMR); err != nil {
+	err := m.flows.finish(w, r, m.sessions, fl, u, proof)
+	if errors.Is(err, ErrTooManySessions) {
+		showError(m.pages, w, http.StatusConflict, "Signed in on too many devices", tooManySessionsMessage)
+	} else if err != nil {
 		m.flowError(w, r, err)
-		return err
 	}
-	if _, err := m.sessions.Start(ctx, w, r, u, proof); err != nil {
-		if errors.Is(err, ErrTooManySessions) {
-			showError(m.pages, w, http.StatusConflict, "Signed in on too many devices", tooManySessionsMessage)
-			return err
-		}
-		m.internalError(w, r, err)
-		return err
-	}
-	return nil
+	return err
 }
 
 func (m *mfaPages) serveEnroll(w http.ResponseWriter, r *http.Request) {

@@ -159,7 +159,6 @@ func TestDeviceGrant(t *testing.T) {
 			if strings.Contains(page, "Your device is signed in") {
 				t.Fatal("a denied code was approved afterwards")
 			}
-			time.Sleep(1100 * time.Millisecond)
 			if _, err := f.tv.DeviceAccessToken(ctx, da); oauthErrorCode(err) != "access_denied" {
 				t.Fatalf("poll after deny: %v, want access_denied", err)
 			}

@@ -190,6 +190,22 @@ func TestPasskeysInChromium(t *testing.T) {
 			t.Fatalf("mfa.removed events = %d, want 1", len(ev))
 		}
 	})
+
+	t.Run("the authenticator-app setup and the device list render in the browser", func(t *testing.T) {
+		b := b.For(t)
+		b.Navigate(f.issuer + authn.AccountTOTPPath)
+		b.WaitVisible(`img.qr-code`)
+		if secret := b.Text(`#totp-secret`); len(secret) < 16 {
+			t.Fatalf("the setup page shows secret %q", secret)
+		}
+		b.Screenshot("mfa-totp-enrol")
+		b.Navigate(f.issuer + authn.AccountDevicesPath)
+		b.WaitVisible(`.devices`)
+		if got := b.Text(`.devices`); !strings.Contains(got, "(this device)") {
+			t.Fatalf("the device list does not mark this browser: %q", got)
+		}
+		b.Screenshot("account-devices")
+	})
 }
 
 // waitLocation waits until the browser's URL contains part.
